@@ -1,0 +1,52 @@
+"""The full config tree with phi-1 pretraining defaults; `configs/*.py` start from it and override.
+
+Configs are data (an ml_collections ConfigDict, see DESIGN.md "Config"): every field that any
+stage reads is declared here once, so an override of an unknown field fails at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from phi1_jax.model_config import PhiConfig
+
+
+def get_default_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict(dataclasses.asdict(PhiConfig()))
+
+    config.train = ml_collections.ConfigDict(dict(
+        steps=36_000,
+        global_batch_size=1024,
+        seq_len=2048,
+        microbatches=1,
+        lr=1e-3,
+        warmup_steps=750,
+        schedule="linear",  # linear | cosine
+        end_lr_fraction=0.0,
+        weight_decay=0.1,
+        decay_biases_norms_embeddings=False,
+        b1=0.9,
+        b2=0.98,
+        eps=1e-7,
+        grad_clip=1.0,
+        seed=0,
+        eval_every=1000,
+        eval_steps=10,
+        log_every=10,
+        init_from="",  # a checkpoint to start from (finetuning)
+        peak_flops_per_device=0.0,  # 0: look up the detected device kind
+    ))
+    config.data = ml_collections.ConfigDict(dict(
+        mixture="code_textbook",
+        vocabulary="",  # "" = the shipped SentencePiece model; else a .model or tokenizer.json path
+        eval_split="validation",
+        cache_dir="",
+    ))
+    config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3, permanent_every_steps=0,
+                                                        use_async=True))
+    config.workdir = "workdir"
+    return config

@@ -1,0 +1,275 @@
+"""The phi-1 transformer in Flax linen, numerically the same model as Hugging Face `PhiForCausalLM`.
+
+`Phi(config).apply({"params": params}, input_ids, positions=..., segment_ids=..., cache=...)`
+returns float32 logits `[batch, seq, vocab]`; with a `cache` (see `init_cache`) it returns
+`(logits, new_cache)`, which is how `phi1_jax.sampling` prefills and decodes. Training
+(`phi1_jax.train`) feeds packed seqio batches: segment ids keep documents apart, positions restart
+rotary per document. Parameters carry logical axis names that `phi1_jax.sharding` maps to the mesh.
+
+Block (one LayerNorm, attention and MLP in parallel):
+    h = dropout(dense(attn(LN(h)))) + dropout(fc2(gelu_tanh(fc1(LN(h))))) + h
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from phi1_jax import attention as attention_lib
+from phi1_jax.model_config import PhiConfig
+from phi1_jax.rotary import apply_partial_rotary, rotary_angles
+
+KVCache = dict[str, jax.Array]
+
+_REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def init_cache(config: PhiConfig, batch_size: int, max_length: int) -> KVCache:
+    """An empty KV cache for `max_length` tokens per row (all layers stacked on axis 0)."""
+    shape = (config.num_layers, batch_size, max_length, config.kv_heads, config.head_size)
+    return {
+        "k": jnp.zeros(shape, config.compute_dtype),
+        "v": jnp.zeros(shape, config.compute_dtype),
+        "segment_ids": jnp.zeros((batch_size, max_length), jnp.int32),
+        "end": jnp.zeros((), jnp.int32),
+    }
+
+
+def _normal(config: PhiConfig, names: tuple[str, ...]) -> Any:
+    return nn.with_logical_partitioning(nn.initializers.normal(config.initializer_range), names)
+
+
+def _constant(init: Any, names: tuple[str, ...]) -> Any:
+    return nn.with_logical_partitioning(init, names)
+
+
+def _layer_norm(config: PhiConfig, name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=config.layer_norm_eps,
+        dtype=config.compute_dtype,
+        param_dtype=config.weights_dtype,
+        scale_init=_constant(nn.initializers.ones_init(), ("embed",)),
+        bias_init=_constant(nn.initializers.zeros_init(), ("embed",)),
+        name=name,
+    )
+
+
+class PhiAttention(nn.Module):
+    """Multi-head self-attention with partial rotary and an optional KV cache."""
+
+    config: PhiConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        mask: Optional[jax.Array],
+        layer_cache: Optional[KVCache],
+        write_index: Optional[jax.Array],
+    ) -> tuple[jax.Array, Optional[KVCache]]:
+        cfg = self.config
+
+        def project(name: str, heads: int) -> jax.Array:
+            out = nn.DenseGeneral(
+                features=(heads, cfg.head_size),
+                dtype=cfg.compute_dtype,
+                param_dtype=cfg.weights_dtype,
+                kernel_init=_normal(cfg, ("embed", "heads", "kv")),
+                bias_init=_constant(nn.initializers.zeros_init(), ("heads", "kv")),
+                name=name,
+            )(x)
+            return nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
+
+        q = project("q_proj", cfg.num_heads)
+        k = project("k_proj", cfg.kv_heads)
+        v = project("v_proj", cfg.kv_heads)
+        q = apply_partial_rotary(q, cos, sin)
+        k = apply_partial_rotary(k, cos, sin)
+
+        new_cache = None
+        if layer_cache is not None:
+            start = (0, write_index, 0, 0)
+            k = jax.lax.dynamic_update_slice(layer_cache["k"], k.astype(layer_cache["k"].dtype), start)
+            v = jax.lax.dynamic_update_slice(layer_cache["v"], v.astype(layer_cache["v"].dtype), start)
+            new_cache = {"k": k, "v": v}
+
+        training_dropout = cfg.attention_dropout if not self.deterministic else 0.0
+        if cfg.attention == "xla":
+            rng = self.make_rng("dropout") if training_dropout > 0 else None
+            out = attention_lib.xla_attention(q, k, v, mask, dropout_rate=training_dropout, dropout_rng=rng)
+        else:
+            if training_dropout > 0:
+                raise ValueError(
+                    "attention='dot_product' has no attention dropout; set model.attention_dropout=0 "
+                    "or model.attention='xla' to train with it")
+            out = attention_lib.fused_attention(q, k, v, mask)
+
+        out = nn.DenseGeneral(
+            features=cfg.hidden_size,
+            axis=(-2, -1),
+            dtype=cfg.compute_dtype,
+            param_dtype=cfg.weights_dtype,
+            kernel_init=_normal(cfg, ("heads", "kv", "embed")),
+            bias_init=_constant(nn.initializers.zeros_init(), ("embed",)),
+            name="dense",
+        )(out)
+        return out, new_cache
+
+
+class PhiMLP(nn.Module):
+    """fc1 -> gelu (tanh approximation, HF's `gelu_new`) -> fc2."""
+
+    config: PhiConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        h = nn.Dense(
+            cfg.intermediate_size,
+            dtype=cfg.compute_dtype,
+            param_dtype=cfg.weights_dtype,
+            kernel_init=_normal(cfg, ("embed", "mlp")),
+            bias_init=_constant(nn.initializers.zeros_init(), ("mlp",)),
+            name="fc1",
+        )(x)
+        h = nn.with_logical_constraint(jax.nn.gelu(h, approximate=True), ("batch", "length", "mlp"))
+        return nn.Dense(
+            cfg.hidden_size,
+            dtype=cfg.compute_dtype,
+            param_dtype=cfg.weights_dtype,
+            kernel_init=_normal(cfg, ("mlp", "embed")),
+            bias_init=_constant(nn.initializers.zeros_init(), ("embed",)),
+            name="fc2",
+        )(h)
+
+
+class PhiBlock(nn.Module):
+    """One decoder layer; the signature `(carry, *xs) -> (carry, ys)` lets `nn.scan` stack it."""
+
+    config: PhiConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(
+        self,
+        h: jax.Array,
+        layer_cache: Optional[KVCache],
+        cos: jax.Array,
+        sin: jax.Array,
+        mask: Optional[jax.Array],
+        write_index: Optional[jax.Array],
+    ) -> tuple[jax.Array, Optional[KVCache]]:
+        cfg = self.config
+        normed = _layer_norm(cfg, "input_layernorm")(h)
+        attn_out, new_cache = PhiAttention(cfg, self.deterministic, name="self_attn")(
+            normed, cos, sin, mask, layer_cache, write_index)
+        mlp_out = PhiMLP(cfg, name="mlp")(normed)
+        dropout = nn.Dropout(cfg.resid_dropout, deterministic=self.deterministic)
+        h = dropout(attn_out) + dropout(mlp_out) + h
+        return nn.with_logical_constraint(h, ("batch", "length", "embed")), new_cache
+
+
+class Phi(nn.Module):
+    """phi-1 causal LM: embeddings, `num_layers` parallel blocks, final LayerNorm, biased lm_head."""
+
+    config: PhiConfig
+
+    @nn.compact
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        *,
+        positions: Optional[jax.Array] = None,
+        segment_ids: Optional[jax.Array] = None,
+        cache: Optional[KVCache] = None,
+        deterministic: bool = True,
+    ) -> jax.Array | tuple[jax.Array, KVCache]:
+        cfg = self.config
+        batch, length = input_ids.shape
+        start = jnp.zeros((), jnp.int32) if cache is None else cache["end"]
+        if positions is None:
+            positions = jnp.broadcast_to(start + jnp.arange(length, dtype=jnp.int32), (batch, length))
+
+        if cache is None:
+            write_index = None
+            kv_segment_ids = None
+            slots = jnp.arange(length)
+            mask = None if segment_ids is None else attention_lib.attention_mask(
+                segment_ids, segment_ids, slots, slots)
+        else:
+            if segment_ids is None:
+                segment_ids = jnp.ones((batch, length), jnp.int32)
+            write_index = start
+            kv_segment_ids = jax.lax.dynamic_update_slice(cache["segment_ids"], segment_ids, (0, start))
+            mask = attention_lib.attention_mask(
+                segment_ids, kv_segment_ids, start + jnp.arange(length), jnp.arange(kv_segment_ids.shape[1]))
+
+        cos, sin = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
+
+        h = nn.Embed(
+            cfg.vocab_size,
+            cfg.hidden_size,
+            dtype=cfg.compute_dtype,
+            param_dtype=cfg.weights_dtype,
+            embedding_init=_normal(cfg, ("vocab", "embed")),
+            name="embed_tokens",
+        )(input_ids)
+        h = nn.Dropout(cfg.embd_dropout, deterministic=deterministic)(h)
+        h = nn.with_logical_constraint(h, ("batch", "length", "embed"))
+
+        block = PhiBlock
+        if cfg.remat_policy != "none":
+            block = nn.remat(block, policy=_REMAT_POLICIES[cfg.remat_policy], prevent_cse=not cfg.scan_layers)
+
+        layer_caches = None if cache is None else {"k": cache["k"], "v": cache["v"]}
+        if cfg.scan_layers:
+            stack = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+                length=cfg.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            h, new_layer_caches = stack(cfg, deterministic, name="layers")(
+                h, layer_caches, cos, sin, mask, write_index)
+        else:
+            per_layer = []
+            for i in range(cfg.num_layers):
+                layer_cache = None if cache is None else jax.tree.map(lambda x, i=i: x[i], layer_caches)
+                h, new_layer_cache = block(cfg, deterministic, name=f"layers_{i}")(
+                    h, layer_cache, cos, sin, mask, write_index)
+                per_layer.append(new_layer_cache)
+            new_layer_caches = None if cache is None else jax.tree.map(lambda *x: jnp.stack(x), *per_layer)
+
+        h = _layer_norm(cfg, "final_layernorm")(h)
+        logits = nn.Dense(
+            cfg.vocab_size,
+            dtype=cfg.compute_dtype,
+            param_dtype=cfg.weights_dtype,
+            kernel_init=_normal(cfg, ("embed", "vocab")),
+            bias_init=_constant(nn.initializers.zeros_init(), ("vocab",)),
+            name="lm_head",
+        )(h).astype(jnp.float32)
+        logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+        if cache is None:
+            return logits
+        new_cache = dict(new_layer_caches, segment_ids=kv_segment_ids, end=start + length)
+        return logits, new_cache
+
+
+def init_params(config: PhiConfig, rng: jax.Array, *, boxed: bool = False) -> Any:
+    """Randomly initialised parameters (`boxed=True` keeps the logical-axis `nn.Partitioned` boxes)."""
+    variables = Phi(config).init(rng, jnp.zeros((1, 1), jnp.int32))
+    params = variables["params"]
+    return params if boxed else nn.unbox(params)
