@@ -11,7 +11,7 @@ demo: $(VENV)/.installed-core
 	$(PY) -m phi1_jax.demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 install: $(VENV)/.installed-core
 install-test: $(VENV)/.installed-test
