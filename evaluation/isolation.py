@@ -1,0 +1,81 @@
+"""How a sandbox worker is walled off from the machine (DESIGN.md data flow: "sandbox -> pass@k"):
+picks the launcher that wraps each `evaluation.sandbox_server` process.
+
+In order of preference: bubblewrap (`bwrap`: read-only root, private /tmp and /dev/shm, fresh
+/proc, every namespace unshared, dies with its parent), then util-linux `unshare` (new pid, mount,
+network, IPC and UTS namespaces, private tmpfs mounts, as root or through a user namespace), then
+nothing but rlimits and the server's uid change, announced by a one-line warning that says what is
+not isolated. Each candidate is probed once by actually running it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+CHOICES = ("auto", "bwrap", "unshare", "none")
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """A command prefix for the worker process and what it isolates."""
+
+    name: str
+    prefix: tuple[str, ...]
+    server_mounts_tmp: bool  # the server mounts tmpfs over /tmp itself (in its own mount namespace)
+    warning: str  # empty when network, filesystem and processes are all isolated
+
+
+def _bwrap_prefix() -> tuple[str, ...]:
+    namespaces = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
+    if os.geteuid() == 0:
+        # As root no user namespace is needed; keep the capabilities the server uses to change a
+        # sample's uid, mount nothing further and kill its orphans (bwrap drops them otherwise).
+        privileges = ("--cap-add", "ALL")
+    else:
+        privileges = ("--unshare-user",)
+    return ("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", *namespaces, *privileges, "--die-with-parent",
+            "--new-session", "--")
+
+
+def _unshare_prefix() -> tuple[str, ...]:
+    user = () if os.geteuid() == 0 else ("--map-root-user",)
+    return ("unshare", *user, "--pid", "--fork", "--kill-child", "--mount-proc", "--mount", "--net", "--ipc",
+            "--uts", "--propagation", "private", "--")
+
+
+def _works(prefix: tuple[str, ...]) -> bool:
+    if shutil.which(prefix[0]) is None:
+        return False
+    try:
+        probe = subprocess.run([*prefix, sys.executable, "-c", "pass"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@functools.lru_cache(maxsize=None)
+def choose(preference: str = "auto") -> Launcher:
+    """The best launcher that works here (or the one named, failing loudly when it does not)."""
+    if preference not in CHOICES:
+        raise ValueError(f"isolation must be one of {CHOICES}, got {preference!r}")
+    who = "an unprivileged uid of their own" if os.geteuid() == 0 else "your uid"
+    root_note = "" if os.geteuid() == 0 else "sandbox: not root, so samples run as your uid"
+    candidates = {
+        "bwrap": lambda: Launcher("bwrap", _bwrap_prefix(), False, root_note),
+        "unshare": lambda: Launcher("unshare", _unshare_prefix(), True, root_note),
+        "none": lambda: Launcher("none", (), False, "sandbox: no bwrap or unshare isolation, so network, "
+                                 f"/tmp and other processes are NOT isolated (rlimits only; samples run as {who})"),
+    }
+    names = ("bwrap", "unshare", "none") if preference == "auto" else (preference,)
+    for name in names:
+        launcher = candidates[name]()
+        if name == "none" or _works(launcher.prefix):
+            return launcher
+    raise RuntimeError(f"isolation {preference!r} was requested but does not work on this machine")

