@@ -42,12 +42,15 @@ def init_cache(config: PhiConfig, batch_size: int, max_length: int) -> KVCache:
     }
 
 
+# rules=(): the boxes carry names for phi1_jax.sharding but never constrain on unbox. Under the train
+# step's rules, nn.scan traces the initialisers while applying and DenseGeneral unboxes its kernel
+# still flattened to 2-D, which a 3-name constraint rejects.
 def _normal(config: PhiConfig, names: tuple[str, ...]) -> Any:
-    return nn.with_logical_partitioning(nn.initializers.normal(config.initializer_range), names)
+    return nn.with_logical_partitioning(nn.initializers.normal(config.initializer_range), names, rules=())
 
 
 def _constant(init: Any, names: tuple[str, ...]) -> Any:
-    return nn.with_logical_partitioning(init, names)
+    return nn.with_logical_partitioning(init, names, rules=())
 
 
 def _layer_norm(config: PhiConfig, name: str) -> nn.LayerNorm:
