@@ -19,12 +19,13 @@ def get_default_config() -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict(dict(
         steps=36_000,
+        schedule_steps=0,  # decay horizon; 0 = steps (the paper ran 24k steps of a 36k schedule)
         global_batch_size=1024,
         seq_len=2048,
         microbatches=1,
         lr=1e-3,
         warmup_steps=750,
-        schedule="linear",  # linear | cosine
+        schedule="linear",  # linear | cosine | constant (after the warmup)
         end_lr_fraction=0.0,
         weight_decay=0.1,
         decay_biases_norms_embeddings=False,

@@ -1,0 +1,269 @@
+"""Train a Phi model: `python -m phi1_jax.train --config=configs/tiny.py [--config.train.lr=3e-4 ...]`.
+
+The same loop runs the tiny model on a laptop CPU, phi-1 on one GPU and phi-1 on a TPU pod:
+
+    config ──► checks (before any compute) ──► mesh + shardings (phi1_jax.sharding)
+           ──► state: restore workdir/checkpoints, else init (or `train.init_from` for finetuning)
+           ──► loop: this host's slice of the batch ─► global jax.Array ─► jitted step (donated state)
+                     log / eval / checkpoint; SIGTERM (preemption) ─► final checkpoint, exit
+Writes workdir/config.json, metrics.jsonl, tensorboard/ and checkpoints/<step>/.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import time
+from typing import Any, Iterator, NamedTuple
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+import optax
+from absl import app
+from etils import epath
+from ml_collections import config_flags
+
+from phi1_jax import sharding, train_checkpoint
+from phi1_jax.checkpoint import load_model
+from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device
+from phi1_jax.model_config import PhiConfig
+from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
+from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
+
+
+class ConfigError(ValueError):
+    """A problem with the config or the environment, found before any compute."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> PhiConfig:
+    """Everything that can be checked cheaply, so a bad run fails in seconds, not after compiling."""
+    try:
+        model_config = PhiConfig.from_dict(config.model)
+        learning_rate_schedule(config.train)
+        sharding.mesh_shape(config.mesh, jax.device_count())
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    train = config.train
+    rows_per_host, leftover = divmod(train.global_batch_size, jax.process_count())
+    if leftover or rows_per_host % train.microbatches:
+        raise ConfigError(f"train.global_batch_size {train.global_batch_size} must split evenly over "
+                          f"{jax.process_count()} hosts and then {train.microbatches} microbatches")
+    if train.seq_len > model_config.max_position_embeddings:
+        raise ConfigError(f"train.seq_len {train.seq_len} exceeds model.max_position_embeddings "
+                          f"{model_config.max_position_embeddings}")
+    for name in ("vocabulary", "cache_dir"):
+        path = config.data[name]
+        if path and not epath.Path(path).exists():
+            raise ConfigError(f"data.{name}: {path} does not exist")
+    if train.init_from and not epath.Path(train.init_from).exists():
+        raise ConfigError(f"train.init_from: no checkpoint at {train.init_from}")
+    _check_writable(config.workdir)
+    return model_config
+
+
+def _check_writable(workdir: str) -> None:
+    probe = epath.Path(workdir) / f".write_probe_{jax.process_index()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"workdir {workdir} is not writable: {error}") from error
+
+
+def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
+    """This host's slice of the global batch, as a resumable `TrainIterator`."""
+    from data_pipeline import loader
+
+    try:
+        return loader.make_train_iterator(
+            config.data, seq_len=config.train.seq_len,
+            batch_size=config.train.global_batch_size // jax.process_count(),
+            shard_index=jax.process_index(), shard_count=jax.process_count(), seed=seed, split=split)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise ConfigError(f"data ({config.data.mixture!r}, split {split!r}): {error}") from error
+
+
+def global_batch(local: dict[str, np.ndarray], batch_sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
+    """Each host's rows -> one global array per feature, laid out as the batch sharding says."""
+    return {name: jax.make_array_from_process_local_data(batch_sharding, np.asarray(value))
+            for name, value in local.items()}
+
+
+class Program(NamedTuple):
+    """The compiled pieces of a run on one mesh."""
+
+    mesh: jax.sharding.Mesh
+    tx: optax.GradientTransformation
+    abstract_state: TrainState  # ShapeDtypeStructs carrying their shardings
+    state_sharding: TrainState
+    batch_sharding: jax.sharding.Sharding
+    init: Any  # () -> TrainState, or (params) -> TrainState
+    step: Any  # (state, batch) -> (state, metrics); the state is donated
+    eval: Any  # (params, batch) -> (loss sum, token count)
+
+
+def build(config: ml_collections.ConfigDict, model_config: PhiConfig, mesh: jax.sharding.Mesh) -> Program:
+    """Shardings of every array from the rule table, and the jitted init, train and eval steps."""
+    tx = make_optimizer(config.train)
+    seed = config.train.seed
+    boxed = jax.eval_shape(functools.partial(init_state, model_config, tx, seed, boxed=True))
+    state_sharding = sharding.logical_to_sharding(nn.get_partition_spec(boxed), mesh)
+    abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                  nn.unbox(boxed), state_sharding)
+    batch_sharding = sharding.batch_sharding(mesh)
+    replicated = sharding.replicated(mesh)
+    return Program(
+        mesh=mesh,
+        tx=tx,
+        abstract_state=abstract_state,
+        state_sharding=state_sharding,
+        batch_sharding=batch_sharding,
+        init=jax.jit(lambda params=None: init_state(model_config, tx, seed, params=params),
+                     out_shardings=state_sharding),
+        step=jax.jit(functools.partial(train_step, model_config, tx, config.train.microbatches),
+                     in_shardings=(state_sharding, batch_sharding), out_shardings=(state_sharding, replicated),
+                     donate_argnums=0),
+        eval=jax.jit(functools.partial(eval_step, model_config),
+                     in_shardings=(state_sharding.params, batch_sharding), out_shardings=replicated),
+    )
+
+
+def initial_state(config: ml_collections.ConfigDict, program: Program,
+                  manager: Any) -> tuple[TrainState, dict[str, Any] | None]:
+    """Resume from the workdir's latest good checkpoint; else start from `train.init_from`; else init."""
+    restored = train_checkpoint.restore_latest(manager, program.abstract_state)
+    if restored is not None:
+        return restored
+    if config.train.init_from:
+        _, params = load_model(config.train.init_from, shardings=program.state_sharding.params)
+        return program.init(params), None
+    return program.init(), None
+
+
+def evaluate(config: ml_collections.ConfigDict, program: Program, params: Any) -> float:
+    """Mean token loss over `eval_steps` batches of the held-out split (the same batches every time)."""
+    batches = open_data(config, config.data.eval_split, seed=0)
+    loss_sum, count = 0.0, 0.0
+    for _ in range(config.train.eval_steps):
+        loss, weight = program.eval(params, global_batch(next(batches), program.batch_sharding))
+        loss_sum, count = loss_sum + float(loss), count + float(weight)
+    return loss_sum / max(count, 1.0)
+
+
+class _Preemption:
+    """Turns SIGTERM (how TPU VMs and most schedulers announce preemption) into a flag."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, *_: Any) -> None:
+        self.requested = True
+
+    def reached(self, manager: Any, step: int) -> bool:
+        if jax.process_count() > 1:  # every host must stop at the same step
+            return manager.reached_preemption(step)
+        return self.requested
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Runs (or resumes) training to `train.steps`; returns a summary of the run."""
+    model_config = check_config(config)
+    workdir, train_cfg = config.workdir, config.train
+    is_main = jax.process_index() == 0
+    if is_main:
+        (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
+    batches = open_data(config, "train", seed=train_cfg.seed)
+    mesh = sharding.make_mesh(config.mesh)
+    tokens_per_step = train_cfg.global_batch_size * train_cfg.seq_len
+    peak = peak_flops_per_device(jax.devices()[0], train_cfg.peak_flops_per_device, model_config.dtype)
+    flops_token = flops_per_token(model_config, train_cfg.seq_len)
+    schedule = learning_rate_schedule(train_cfg)
+    manager = train_checkpoint.make_manager(workdir, **config.checkpoint)
+    writer = MetricsWriter(workdir, train_cfg.steps, enabled=is_main)
+    preemption = _Preemption()
+    eval_loss = None
+
+    program = build(config, model_config, mesh)
+    state, data_state = initial_state(config, program, manager)
+    if data_state is not None:
+        batches.set_state(data_state)
+    start = int(state.step)
+    if is_main:
+        print(f"training {model_config.num_params():,} parameters on mesh {dict(mesh.shape)} "
+              f"from step {start} to {train_cfg.steps}", file=sys.stderr, flush=True)
+
+    # The rules are active only where the step and eval are traced: flax's DenseGeneral applies a
+    # parameter's constraint to its still-flattened kernel during init, which a rank check rejects.
+    with sharding.activate(mesh):
+        timer_start, timer_step = time.perf_counter(), start
+        for step in range(start + 1, train_cfg.steps + 1):
+            batch = global_batch(next(batches), program.batch_sharding)
+            data_state = batches.get_state()
+            state, metrics = program.step(state, batch)
+            if step == start + 1:  # throughput starts after compilation
+                jax.block_until_ready(metrics)
+                timer_start, timer_step = time.perf_counter(), step
+            if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+                values = {"loss": float(metrics["loss"]), "lr": float(schedule(step - 1)),
+                          "grad_norm": float(metrics["grad_norm"])}
+                eta = None
+                if step > timer_step:
+                    seconds_per_step = (time.perf_counter() - timer_start) / (step - timer_step)
+                    values["tokens_per_sec"] = tokens_per_step / seconds_per_step
+                    values["mfu"] = mfu(values["tokens_per_sec"], flops_token, jax.device_count(), peak)
+                    eta = seconds_per_step * (train_cfg.steps - step)
+                writer.write(step, values, eta)
+            if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.steps):
+                eval_loss = evaluate(config, program, state.params)
+                writer.write(step, {"eval_loss": eval_loss})
+            if step % train_cfg.log_every == 0:  # the next interval measures training alone
+                timer_start, timer_step = time.perf_counter(), step
+            stop = preemption.reached(manager, step)
+            train_checkpoint.save(manager, state, model_config, data_state,
+                                  force=stop or step == train_cfg.steps)
+            if stop:
+                print(f"preempted: saved step {step}, exiting", file=sys.stderr, flush=True)
+                break
+        manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    preemption.restore()
+    return {"step": int(state.step), "eval_loss": eval_loss, "preempted": preemption.requested,
+            "checkpoint_dir": str(manager.directory), "workdir": workdir}
+
+
+def _initialize_distributed() -> None:
+    """`jax.distributed.initialize()` when this is one of several processes (TPU pod slices, SLURM,
+    or an explicit coordinator); a single process skips it."""
+    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    if ("," in hosts or os.environ.get("JAX_COORDINATOR_ADDRESS")
+            or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+        jax.distributed.initialize()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.lr=3e-4")
+    if _CONFIG.value is None:
+        raise app.UsageError("--config=configs/<name>.py is required")
+    _initialize_distributed()
+    try:
+        summary = train(_CONFIG.value)
+    except ConfigError as error:
+        sys.exit(f"phi1_jax.train: error: {error}")
+    print(f"done: step {summary['step']}, checkpoints in {summary['checkpoint_dir']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app.run(main)
