@@ -126,7 +126,9 @@ class _TaskStream:
     def _open(self) -> Iterator[dict]:
         shard, index, count = self.units[self._order()[self.pos["unit"]]]
         if self.cache:
-            cached = self.task._get_cached_source(self.split)  # seqio's reader of its own cache
+            # seqio's reader of its cache layout, pointed at this cache explicitly (Task.cache_dir
+            # would search seqio's global cache directories instead).
+            cached = seqio.dataset_providers._CachedDataSource(self.cache, self.split)
             ds = cached.get_dataset(self.split, shuffle=False,
                                     shard_info=seqio.ShardInfo(shard, len(self.source.shards)))
             ds = ds.shard(count, index).skip(self.pos["records"])
