@@ -26,8 +26,26 @@ class Launcher:
 
     name: str
     prefix: tuple[str, ...]
-    server_mounts_tmp: bool  # the server mounts tmpfs over /tmp itself (in its own mount namespace)
+    server_mounts: bool  # the server mounts its private dirs itself (in its own mount namespace)
     warning: str  # empty when network, filesystem and processes are all isolated
+
+
+def interpreter_mounts() -> tuple[tuple[str, str], ...]:
+    """(hidden directory, directory inside it to show again) for every directory of this Python
+    (its prefixes and sys.path) that sits below a directory other users cannot enter, such as a
+    pyenv interpreter in a 0700 /root. A sample runs as an unprivileged uid and must still import
+    the standard library; in its own mount namespace the hidden directory becomes an empty tmpfs
+    with only the interpreter's directory bound back, read-only, so nothing else there shows."""
+    needed = {sys.base_prefix, sys.prefix, sys.exec_prefix, *(p for p in sys.path if os.path.isdir(p))}
+    mounts = set()
+    for directory in needed:
+        parts = os.path.realpath(directory).split(os.sep)[1:]
+        for depth in range(1, len(parts)):
+            ancestor = os.sep + os.path.join(*parts[:depth])
+            if not os.stat(ancestor).st_mode & 0o001:
+                mounts.add((ancestor, os.path.join(ancestor, parts[depth])))
+                break
+    return tuple(sorted(mounts))
 
 
 def _bwrap_prefix() -> tuple[str, ...]:
@@ -38,9 +56,14 @@ def _bwrap_prefix() -> tuple[str, ...]:
         privileges = ("--cap-add", "ALL")
     else:
         privileges = ("--unshare-user",)
+    shown = []
+    for hidden in sorted({hidden for hidden, _ in interpreter_mounts()}):
+        shown += ["--tmpfs", hidden]
+    for _, directory in interpreter_mounts():
+        shown += ["--ro-bind", directory, directory]
     return ("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", *namespaces, *privileges, "--die-with-parent",
-            "--new-session", "--")
+            "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", *shown, *namespaces, *privileges,
+            "--die-with-parent", "--new-session", "--")
 
 
 def _unshare_prefix() -> tuple[str, ...]:

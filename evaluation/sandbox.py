@@ -62,8 +62,10 @@ class _Worker:
 
     def __init__(self, launcher: isolation.Launcher, limits: Limits) -> None:
         # A uid of its own per worker (as root) keeps RLIMIT_NPROC per worker and its samples apart.
-        settings = {"limits": asdict(limits), "uid": 1_000_000 + secrets.randbelow(1 << 30),
-                    "private_tmp": launcher.server_mounts_tmp}
+        self.uid = 1_000_000 + secrets.randbelow(1 << 30)
+        settings = {"limits": asdict(limits), "uid": self.uid,
+                    "mount_private_dirs": launcher.server_mounts,
+                    "interpreter_mounts": isolation.interpreter_mounts()}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
                "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
         self.process = subprocess.Popen(

@@ -31,14 +31,15 @@ import tempfile
 import time
 from typing import Any, NoReturn, Optional
 
-# Modules that HumanEval/MBPP programs import; loaded once here so every forked sample has them.
-import bisect, collections, copy, fractions, functools, hashlib, heapq, itertools, random, re, statistics, string, typing  # noqa: E401,F401,E501
+# Modules that HumanEval/MBPP programs import, loaded once here so every forked sample has them for
+# free (and, without a mount namespace, even when the interpreter lives where its uid cannot read).
+import array, atexit, bisect, calendar, collections, copy, dataclasses, datetime, decimal, enum, fractions, functools, hashlib, heapq, io, itertools, operator, random, re, socket, statistics, string, subprocess, textwrap, threading, typing, unicodedata  # noqa: E401,F401,E501
 
 from evaluation.harness import FAIL, PASS, run_sample
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
-_MS_NOSUID, _MS_NODEV = 2, 4
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct(">I")
@@ -78,12 +79,33 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _mount_private_tmp() -> bool:
-    """Fresh tmpfs over the world-writable directories; only possible in our own mount namespace."""
+def _mount_tmpfs(target: str, mode: str) -> bool:
+    return _libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                       f"mode={mode},size=256m".encode()) == 0
+
+
+def _mount_private_dirs(interpreter_mounts: list) -> bool:
+    """In our own mount namespace: fresh tmpfs over the world-writable directories, and the
+    interpreter's directories shown again inside the ones samples cannot enter (see
+    `evaluation.isolation.interpreter_mounts`); bind sources are opened before they are covered."""
     for target in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(target) and _libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-                                                 b"mode=1777,size=256m") != 0:
+        if os.path.isdir(target) and not _mount_tmpfs(target, "1777"):
             return False
+    sources = {directory: os.open(directory, os.O_PATH) for _, directory in interpreter_mounts}
+    try:
+        for hidden in sorted({hidden for hidden, _ in interpreter_mounts}):
+            if not _mount_tmpfs(hidden, "755"):
+                return False
+        for directory, fd in sources.items():
+            os.makedirs(directory, exist_ok=True)
+            source = f"/proc/self/fd/{fd}".encode()
+            if (_libc.mount(source, directory.encode(), None, _MS_BIND | _MS_REC, None) != 0
+                    or _libc.mount(None, directory.encode(), None,
+                                   _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None) != 0):
+                return False
+    finally:
+        for fd in sources.values():
+            os.close(fd)
     return True
 
 
@@ -93,13 +115,13 @@ class Server:
     def __init__(self, settings: dict) -> None:
         self.limits = settings["limits"]
         self.uid: Optional[int] = settings["uid"] if os.geteuid() == 0 else None
-        self.private_tmp = settings["private_tmp"] and _mount_private_tmp()
+        self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.base = tempfile.mkdtemp(prefix="phi1-sandbox-")
         os.chmod(self.base, 0o711)  # samples may enter their own directory but not list others
 
     def hello(self) -> dict:
-        return {"uid_drop": self.uid is not None, "private_tmp": self.private_tmp, "pid": os.getpid()}
+        return {"uid_drop": self.uid is not None, "mounted_private_dirs": self.mounted, "pid": os.getpid()}
 
     def run(self, job: dict) -> dict:
         workdir = tempfile.mkdtemp(dir=self.base)
