@@ -4,6 +4,13 @@ of DESIGN.md's command-line surface; its output is what `vocabularies.load_vocab
     python -m data_pipeline.tokenizer train --input SHARDS_OR_FILES [--input ...] \
         --vocab-size 4096 --out DIR [--max-mb 8]
 
+The shipped model (`data_pipeline/embedded/tokenizer/python_4096.model`, 4096 pieces, the vocabulary
+of `configs/tiny.py`) was made with
+
+    python -m data_pipeline.tokenizer train --input stdlib \
+        --input data_pipeline/embedded/textbook.jsonl --input data_pipeline/embedded/exercises.jsonl \
+        --vocab-size 4096 --out data_pipeline/embedded/tokenizer
+
 `--input` takes record shards (a file, directory or glob of `.jsonl`/`.tfrecord`/`.array_record`),
 plain source files (`.py`, `.md`, `.txt`, or a directory of them), or the word `stdlib` (the running
 interpreter's standard library). The model is written to `DIR/python_<N>.model` with its `.vocab`.
