@@ -16,6 +16,7 @@ import os
 import queue
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,10 +69,16 @@ class _Worker:
                     "interpreter_mounts": isolation.interpreter_mounts()}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
                "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
-        self.process = subprocess.Popen(
-            [*launcher.prefix, sys.executable, "-m", "evaluation.sandbox_server", json.dumps(settings)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/",
-            start_new_session=True, preexec_fn=die_with_parent)
+        command = [*launcher.prefix, sys.executable, "-m", "evaluation.sandbox_server", json.dumps(settings)]
+        # The worker dies with the thread that starts it. util-linux `setpriv` arranges that without a
+        # preexec_fn, which would make Python fork the whole (possibly JAX-threaded) evaluator.
+        if shutil.which("setpriv"):
+            command, preexec = ["setpriv", "--pdeathsig", "KILL", "--", *command], None
+        else:
+            preexec = die_with_parent
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
+                                        preexec_fn=preexec)
         self.hello = self._receive(timeout=60.0)
         if self.hello is None:
             self.kill()
