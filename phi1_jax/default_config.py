@@ -44,7 +44,10 @@ def get_default_config() -> ml_collections.ConfigDict:
         mixture="code_textbook",
         vocabulary="",  # "" = the shipped SentencePiece model; else a .model or tokenizer.json path
         eval_split="validation",
-        cache_dir="",
+        cache_dir="",  # where `python -m data_pipeline.cache` wrote the tokenized mixture; "" = on the fly
+        # Record shards (file, directory or glob, local or gs://) of the non-embedded mixtures.
+        sources=ml_collections.ConfigDict(dict(stack="", stackoverflow="", textbook="", exercises="")),
+        max_bad_fraction=0.001,
     ))
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3, permanent_every_steps=0,

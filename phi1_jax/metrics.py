@@ -72,7 +72,9 @@ def peak_flops_per_device(device: jax.Device, configured: float = 0.0, dtype: st
     for kind, peak in PEAK_FLOPS_BY_KIND:
         if kind.lower() in device.device_kind.lower():
             return peak
-    return measure_matmul_peak(dtype)
+    # Simulated CPU devices (--xla_force_host_platform_device_count) share the host's cores.
+    share = jax.local_device_count() if device.platform == "cpu" else 1
+    return measure_matmul_peak(dtype) / share
 
 
 def mfu(tokens_per_sec: float, flops_token: float, num_devices: int, peak_per_device: float) -> float:

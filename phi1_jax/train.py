@@ -23,7 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 import optax
-from absl import app
+from absl import app, logging
 from etils import epath
 from ml_collections import config_flags
 
@@ -88,6 +88,12 @@ def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
             shard_index=jax.process_index(), shard_count=jax.process_count(), seed=seed, split=split)
     except (FileNotFoundError, ValueError, KeyError) as error:
         raise ConfigError(f"data ({config.data.mixture!r}, split {split!r}): {error}") from error
+
+
+def _data_vocab_size(config: ml_collections.ConfigDict) -> int:
+    from data_pipeline import loader
+
+    return loader.vocab_info(config.data).vocab_size
 
 
 def global_batch(local: dict[str, np.ndarray], batch_sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
@@ -176,6 +182,49 @@ class _Preemption:
         signal.signal(signal.SIGTERM, self._previous)
 
 
+def _loop(config: ml_collections.ConfigDict, program: Program, state: TrainState, batches: Iterator,
+          manager: Any, writer: MetricsWriter, preemption: "_Preemption") -> tuple[TrainState, float | None]:
+    """Steps from `state.step` to `train.steps`: log, evaluate, checkpoint, stop on preemption."""
+    train_cfg, ckpt = config.train, config.checkpoint
+    model_config = PhiConfig.from_dict(config.model)
+    start = int(state.step)
+    tokens_per_step = train_cfg.global_batch_size * train_cfg.seq_len
+    flops_token = flops_per_token(model_config, train_cfg.seq_len)
+    peak = peak_flops_per_device(jax.devices()[0], train_cfg.peak_flops_per_device, model_config.dtype)
+    schedule = learning_rate_schedule(train_cfg)
+    eval_loss = None
+    timer_start, timer_step = time.perf_counter(), start
+    for step in range(start + 1, train_cfg.steps + 1):
+        batch = global_batch(next(batches), program.batch_sharding)
+        data_state = batches.get_state()
+        state, metrics = program.step(state, batch)
+        if step == start + 1:  # throughput starts after compilation
+            jax.block_until_ready(metrics)
+            timer_start, timer_step = time.perf_counter(), step
+        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+            values = {"loss": float(metrics["loss"]), "lr": float(schedule(step - 1)),
+                      "grad_norm": float(metrics["grad_norm"])}
+            eta = None
+            if step > timer_step:
+                seconds_per_step = (time.perf_counter() - timer_start) / (step - timer_step)
+                values["tokens_per_sec"] = tokens_per_step / seconds_per_step
+                values["mfu"] = mfu(values["tokens_per_sec"], flops_token, jax.device_count(), peak)
+                eta = seconds_per_step * (train_cfg.steps - step)
+            writer.write(step, values, eta)
+        if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.steps):
+            eval_loss = evaluate(config, program, state.params)
+            writer.write(step, {"eval_loss": eval_loss})
+        stop = preemption.reached(manager, step)
+        train_checkpoint.save(manager, state, model_config, data_state, ckpt.every_steps,
+                              force=stop or step == train_cfg.steps)
+        if stop:
+            print(f"preempted: saved step {step}, exiting", file=sys.stderr, flush=True)
+            break
+        if step % train_cfg.log_every == 0:  # the next interval measures training alone
+            timer_start, timer_step = time.perf_counter(), step
+    return state, eval_loss
+
+
 def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Runs (or resumes) training to `train.steps`; returns a summary of the run."""
     model_config = check_config(config)
@@ -184,62 +233,33 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
     if is_main:
         (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
     batches = open_data(config, "train", seed=train_cfg.seed)
+    vocab_size = _data_vocab_size(config)
+    if vocab_size > model_config.vocab_size:
+        raise ConfigError(f"the data's vocabulary has {vocab_size} tokens, model.vocab_size is only "
+                          f"{model_config.vocab_size}")
     mesh = sharding.make_mesh(config.mesh)
-    tokens_per_step = train_cfg.global_batch_size * train_cfg.seq_len
-    peak = peak_flops_per_device(jax.devices()[0], train_cfg.peak_flops_per_device, model_config.dtype)
-    flops_token = flops_per_token(model_config, train_cfg.seq_len)
-    schedule = learning_rate_schedule(train_cfg)
-    manager = train_checkpoint.make_manager(workdir, **config.checkpoint)
+    ckpt = config.checkpoint
+    manager = train_checkpoint.make_manager(workdir, ckpt.keep, ckpt.permanent_every_steps, ckpt.use_async)
     writer = MetricsWriter(workdir, train_cfg.steps, enabled=is_main)
     preemption = _Preemption()
-    eval_loss = None
 
-    program = build(config, model_config, mesh)
-    state, data_state = initial_state(config, program, manager)
-    if data_state is not None:
-        batches.set_state(data_state)
-    start = int(state.step)
-    if is_main:
-        print(f"training {model_config.num_params():,} parameters on mesh {dict(mesh.shape)} "
-              f"from step {start} to {train_cfg.steps}", file=sys.stderr, flush=True)
-
-    # The rules are active only where the step and eval are traced: flax's DenseGeneral applies a
-    # parameter's constraint to its still-flattened kernel during init, which a rank check rejects.
-    with sharding.activate(mesh):
-        timer_start, timer_step = time.perf_counter(), start
-        for step in range(start + 1, train_cfg.steps + 1):
-            batch = global_batch(next(batches), program.batch_sharding)
-            data_state = batches.get_state()
-            state, metrics = program.step(state, batch)
-            if step == start + 1:  # throughput starts after compilation
-                jax.block_until_ready(metrics)
-                timer_start, timer_step = time.perf_counter(), step
-            if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-                values = {"loss": float(metrics["loss"]), "lr": float(schedule(step - 1)),
-                          "grad_norm": float(metrics["grad_norm"])}
-                eta = None
-                if step > timer_step:
-                    seconds_per_step = (time.perf_counter() - timer_start) / (step - timer_step)
-                    values["tokens_per_sec"] = tokens_per_step / seconds_per_step
-                    values["mfu"] = mfu(values["tokens_per_sec"], flops_token, jax.device_count(), peak)
-                    eta = seconds_per_step * (train_cfg.steps - step)
-                writer.write(step, values, eta)
-            if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.steps):
-                eval_loss = evaluate(config, program, state.params)
-                writer.write(step, {"eval_loss": eval_loss})
-            if step % train_cfg.log_every == 0:  # the next interval measures training alone
-                timer_start, timer_step = time.perf_counter(), step
-            stop = preemption.reached(manager, step)
-            train_checkpoint.save(manager, state, model_config, data_state,
-                                  force=stop or step == train_cfg.steps)
-            if stop:
-                print(f"preempted: saved step {step}, exiting", file=sys.stderr, flush=True)
-                break
+    try:
+        program = build(config, model_config, mesh)
+        state, data_state = initial_state(config, program, manager)
+        if data_state is not None:
+            batches.set_state(data_state)
+        start = int(state.step)
+        if is_main:
+            print(f"training {model_config.num_params():,} parameters on mesh {dict(mesh.shape)} "
+                  f"from step {start} to {train_cfg.steps}", file=sys.stderr, flush=True)
+        with sharding.activate(mesh):  # the rules and mesh that the model's activation constraints use
+            state, eval_loss = _loop(config, program, state, batches, manager, writer, preemption)
         manager.wait_until_finished()
-    manager.close()
-    writer.close()
-    preemption.restore()
-    return {"step": int(state.step), "eval_loss": eval_loss, "preempted": preemption.requested,
+    finally:
+        manager.close()
+        writer.close()
+        preemption.restore()
+    return {"start_step": start, "step": int(state.step), "eval_loss": eval_loss, "preempted": preemption.requested,
             "checkpoint_dir": str(manager.directory), "workdir": workdir}
 
 
@@ -253,6 +273,7 @@ def _initialize_distributed() -> None:
 
 
 def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.lr=3e-4")
     if _CONFIG.value is None:

@@ -36,10 +36,8 @@ DATA_STATE = "data_state"
 log = logging.getLogger(__name__)
 
 
-def make_manager(workdir: str, every_steps: int, keep: int, permanent_every_steps: int,
-                 use_async: bool) -> ocp.CheckpointManager:
+def make_manager(workdir: str, keep: int, permanent_every_steps: int, use_async: bool) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=max(every_steps, 1),
         max_to_keep=keep if keep > 0 else None,
         keep_period=permanent_every_steps or None,
         enable_async_checkpointing=use_async,
@@ -49,13 +47,14 @@ def make_manager(workdir: str, every_steps: int, keep: int, permanent_every_step
 
 
 def save(manager: ocp.CheckpointManager, state: TrainState, config: PhiConfig,
-         data_state: Mapping[str, Any], *, force: bool = False) -> bool:
-    """Starts saving `state` at its step (in the background when async); False if not due."""
+         data_state: Mapping[str, Any], every_steps: int, *, force: bool = False) -> bool:
+    """Starts saving `state` when its step is a multiple of `every_steps` or `force` (the last step,
+    preemption), in the background when async; False when no save was due."""
     step = int(state.step)
-    if not force and not manager.should_save(step):
+    if not (force or step % every_steps == 0):
         return False
     states = _gather_data_states(data_state)
-    return manager.save(step, force=force, args=ocp.args.Composite(**{
+    return manager.save(step, force=True, args=ocp.args.Composite(**{
         PARAMS: ocp.args.StandardSave(state.params),
         MODEL_CONFIG: ocp.args.JsonSave(config.to_dict()),
         OPT_STATE: ocp.args.StandardSave(state.opt_state),
@@ -73,8 +72,10 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: TrainState
         try:
             return _restore(manager, step, abstract_state)
         except Exception as error:  # orbax raises many kinds for a damaged step; any of them means "skip"
-            log.warning("checkpoint step %d cannot be restored (%s: %s); trying the previous one",
-                        step, type(error).__name__, error)
+            # Deleted, since training will write this step again and orbax refuses to overwrite it.
+            log.warning("checkpoint step %d cannot be restored (%s: %s); deleting it and trying the "
+                        "previous one", step, type(error).__name__, error)
+            manager.delete(step)
     if steps:
         raise RuntimeError(f"none of the checkpoints {steps} under {manager.directory} can be restored")
     return None

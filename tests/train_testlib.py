@@ -3,6 +3,7 @@ source (the interpreter's standard library), shaped like the seqio decoder featu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import numpy as np
@@ -51,3 +52,36 @@ def stdlib_batches(num: int, batch_size: int, seq_len: int, vocab_size: int = 25
             decoder_positions=np.broadcast_to(positions[:-1], (batch_size, seq_len)).copy(),
         ))
     return batches
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG_FILE = os.path.join(REPO, "configs", "tiny.py")
+
+
+def tiny_file_config():
+    spec = importlib.util.spec_from_file_location("tiny_config", TINY_CONFIG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def run_config(workdir: str, **train):
+    """configs/tiny.py on its real data (the embedded mixture), shrunk to a fast tiny model."""
+    config = tiny_file_config()
+    config.model.update(dict(TINY_MODEL, vocab_size=config.model.vocab_size))
+    config.train.update({**dict(steps=12, global_batch_size=8, seq_len=32, warmup_steps=2, eval_every=0,
+                                log_every=1), **train})
+    config.checkpoint.update(dict(every_steps=3, keep=0))
+    config.workdir = workdir
+    return config
+
+
+def overrides(config) -> list[str]:
+    """The `--config.a.b=v` flags that turn configs/tiny.py into `config` (for subprocess runs)."""
+    base = tiny_file_config()
+    flags = []
+    for section in ("model", "train", "checkpoint", "mesh"):
+        for key, value in config[section].items():
+            if base[section][key] != value:
+                flags.append(f"--config.{section}.{key}={value}")
+    return flags + [f"--config.workdir={config.workdir}"]

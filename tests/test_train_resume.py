@@ -1,0 +1,94 @@
+"""Checkpoints that really resume: after a SIGKILL, onto another mesh, past a corrupt latest step."""
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from phi1_jax.metrics import read_metrics
+from phi1_jax.train import train
+from train_testlib import REPO, TINY_CONFIG_FILE, overrides, run_config
+
+
+def _losses(workdir):
+    return {int(r["step"]): r["loss"] for r in read_metrics(os.path.join(workdir, "metrics.jsonl")) if "loss" in r}
+
+
+def _checkpoint_steps(workdir):
+    root = os.path.join(workdir, "checkpoints")
+    return sorted(int(name) for name in os.listdir(root) if name.isdigit()) if os.path.isdir(root) else []
+
+
+def test_resume_after_sigkill_repeats_the_straight_run_exactly(tmp_path):
+    # Dropout on, so the restored RNG matters as much as the parameters and the data position.
+    straight = run_config(str(tmp_path / "straight"), steps=12)
+    straight.model.resid_dropout = 0.1
+    train(straight)
+    expected = _losses(straight.workdir)
+
+    # Same schedule (its horizon is 12 steps), but a run too long to finish before the kill.
+    killed = run_config(str(tmp_path / "killed"), steps=100_000, schedule_steps=12)
+    killed.model.resid_dropout = 0.1
+    command = [sys.executable, "-m", "phi1_jax.train", f"--config={TINY_CONFIG_FILE}", *overrides(killed)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while not any(step >= 6 for step in _checkpoint_steps(killed.workdir)):
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            assert time.time() < deadline, "no checkpoint at step 6 within 240 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        process.kill()
+        process.stderr.close()
+
+    resumed = run_config(killed.workdir, steps=12)
+    resumed.model.resid_dropout = 0.1
+    summary = train(resumed)
+    restart = summary["start_step"]
+    assert 6 <= restart < 12 and summary["step"] == 12
+    after = _losses(resumed.workdir)
+    for step in range(restart + 1, 13):
+        assert after[step] == expected[step], (step, after[step], expected[step])
+
+
+def test_checkpoint_from_one_mesh_continues_on_another(tmp_path):
+    reference = run_config(str(tmp_path / "reference"), steps=6, schedule_steps=6)
+    reference.mesh.update(dict(data=2, fsdp=4, tensor=1))
+    train(reference)
+
+    first = run_config(str(tmp_path / "moved"), steps=4, schedule_steps=6)
+    first.mesh.update(dict(data=2, fsdp=4, tensor=1))
+    train(first)
+    moved = run_config(first.workdir, steps=6, schedule_steps=6)
+    moved.mesh.update(dict(data=1, fsdp=2, tensor=4))
+    summary = train(moved)
+    assert (summary["start_step"], summary["step"]) == (4, 6)
+    got, want = _losses(moved.workdir), _losses(reference.workdir)
+    np.testing.assert_allclose([got[5], got[6]], [want[5], want[6]], rtol=1e-5)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    config = run_config(str(tmp_path / "run"), steps=6)
+    train(config)
+    first = _losses(config.workdir)
+    assert _checkpoint_steps(config.workdir) == [3, 6]
+    # Damage step 6 the way a crash mid-copy would: its parameter data is gone.
+    params_dir = os.path.join(config.workdir, "checkpoints", "6", "params")
+    for entry in os.listdir(params_dir):
+        path = os.path.join(params_dir, entry)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+    with caplog.at_level(logging.WARNING):
+        summary = train(config)
+    assert summary["start_step"] == 3
+    assert any("step 6 cannot be restored" in r.getMessage() for r in caplog.records)
+    again = _losses(config.workdir)
+    assert [again[s] for s in (4, 5, 6)] == [first[s] for s in (4, 5, 6)]
