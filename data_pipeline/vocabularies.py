@@ -33,8 +33,10 @@ _HF_EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "[SEP]")
 
 def _numpy_encode_tf(encode, s: tf.Tensor) -> tf.Tensor:
     """`encode` (str -> ids) as a graph op on a scalar string, for seqio's tokenize preprocessor."""
-    def run(b: bytes) -> np.ndarray:
-        return np.asarray(encode(b.decode("utf-8")), dtype=np.int32)
+    def run(b) -> np.ndarray:
+        # Inside tf.data the scalar arrives as bytes, eagerly as a 0-d object array.
+        text = (b.item() if isinstance(b, np.ndarray) else b).decode("utf-8")
+        return np.asarray(encode(text), dtype=np.int32)
 
     ids = tf.numpy_function(run, [s], tf.int32, stateful=False)
     ids.set_shape([None])
