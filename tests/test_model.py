@@ -1,0 +1,170 @@
+"""The Flax model on its own: phi-1's exact size, packed documents, the KV cache, the two attention
+implementations, the layer layouts, and the sampler against plain full-forward greedy decoding."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from phi1_jax import Phi, PhiConfig, init_cache, init_params
+from phi1_jax.layer_stacking import stack_layers
+from phi1_jax.sampling import generate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = PhiConfig(vocab_size=97, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
+                 initializer_range=0.2)
+
+
+def _model_config(name: str) -> PhiConfig:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return PhiConfig.from_dict(module.get_config().model)
+
+
+def _count(config: PhiConfig) -> int:
+    shapes = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+
+
+def test_phi1_has_exactly_the_papers_parameter_count():
+    config = _model_config("phi1")
+    assert (config.num_layers, config.hidden_size, config.intermediate_size, config.num_heads,
+            config.head_size, config.rotary_dim, config.vocab_size) == (24, 2048, 8192, 32, 64, 32, 51200)
+    assert _count(config) == config.num_params() == 1_418_270_720
+
+
+def test_phi1_small_shape():
+    config = _model_config("phi1_small")
+    assert (config.num_layers, config.hidden_size, config.intermediate_size, config.num_heads,
+            config.head_size) == (20, 1024, 4096, 16, 64)
+    assert _count(config) == config.num_params()
+
+
+def test_params_carry_logical_axis_names():
+    boxed = init_params(TINY.replace(scan_layers=True), jax.random.key(0), boxed=True)
+    names = jax.tree.map(lambda x: x.names, boxed, is_leaf=lambda x: hasattr(x, "names"))
+    assert names["embed_tokens"]["embedding"] == ("vocab", "embed")
+    assert names["layers"]["self_attn"]["q_proj"]["kernel"] == ("layers", "embed", "heads", "kv")
+    assert names["layers"]["self_attn"]["dense"]["kernel"] == ("layers", "heads", "kv", "embed")
+    assert names["layers"]["mlp"]["fc1"]["kernel"] == ("layers", "embed", "mlp")
+    assert names["lm_head"]["kernel"] == ("embed", "vocab")
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init_params(TINY, jax.random.key(0))
+
+
+def _forward(config, params, ids, **kwargs):
+    return np.asarray(Phi(config).apply({"params": params}, jnp.asarray(ids), **kwargs))
+
+
+@pytest.mark.parametrize("attention", ["xla", "dot_product"])
+def test_packed_documents_match_each_document_alone(params, attention):
+    config = TINY.replace(attention=attention)
+    rng = np.random.RandomState(0)
+    first, second = rng.randint(1, 97, 9), rng.randint(1, 97, 6)
+    packed = np.concatenate([first, second, [0, 0, 0]])[None]
+    segment_ids = np.array([[1] * 9 + [2] * 6 + [0] * 3])
+    positions = np.array([list(range(9)) + list(range(6)) + [0] * 3])
+    logits = _forward(config, params, packed, segment_ids=segment_ids, positions=positions)
+    np.testing.assert_allclose(logits[0, :9], _forward(config, params, first[None])[0], atol=1e-5)
+    np.testing.assert_allclose(logits[0, 9:15], _forward(config, params, second[None])[0], atol=1e-5)
+    # Without segment ids the second document would see the first: the test can tell the difference.
+    unmasked = _forward(config, params, packed)
+    assert np.abs(unmasked[0, 9:15] - logits[0, 9:15]).max() > 1e-3
+
+
+def test_attention_implementations_agree(params):
+    ids = np.random.RandomState(1).randint(0, 97, (3, 21))
+    segment_ids = np.array([[1] * 21, [1] * 10 + [2] * 11, [1] * 15 + [0] * 6])
+    for kwargs in ({}, {"segment_ids": segment_ids}):
+        np.testing.assert_allclose(_forward(TINY, params, ids, **kwargs),
+                                   _forward(TINY.replace(attention="dot_product"), params, ids, **kwargs),
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("remat_policy", ["none", "full", "dots_with_no_batch_dims"])
+def test_scan_and_remat_compute_the_same_function(params, remat_policy):
+    ids = np.random.RandomState(2).randint(0, 97, (2, 13))
+    expected = _forward(TINY, params, ids)
+    scanned = TINY.replace(scan_layers=True, remat_policy=remat_policy)
+    np.testing.assert_allclose(_forward(scanned, stack_layers(params, TINY.num_layers), ids), expected, atol=1e-5)
+
+    def loss(p):
+        return Phi(scanned).apply({"params": p}, ids).mean()
+    grads = jax.grad(loss)(stack_layers(params, TINY.num_layers))
+    assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("scan_layers", [False, True])
+def test_kv_cache_logits_equal_full_forward_at_every_position(params, scan_layers):
+    config = TINY.replace(scan_layers=scan_layers)
+    p = stack_layers(params, TINY.num_layers) if scan_layers else params
+    ids = np.random.RandomState(3).randint(0, 97, (2, 20))
+    full = _forward(config, p, ids)
+    step = jax.jit(lambda tokens, cache: Phi(config).apply({"params": p}, tokens, cache=cache))
+    logits, cache = step(jnp.asarray(ids[:, :7]), init_cache(config, 2, 24))  # prefill
+    steps = [np.asarray(logits)]
+    for t in range(7, 20):  # then one token at a time
+        logits, cache = step(jnp.asarray(ids[:, t:t + 1]), cache)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    assert int(cache["end"]) == 20
+
+
+def _greedy_by_full_forward(config, params, prompt, steps):
+    """Greedy decoding with no cache: a full forward over the whole sequence for every new token.
+    The buffer is right-padded to a fixed length (causal attention never looks right), so one
+    compilation serves every step."""
+    forward = jax.jit(lambda ids: Phi(config).apply({"params": params}, ids))
+    tokens = np.zeros((1, len(prompt) + steps), np.int32)
+    tokens[0, :len(prompt)] = prompt
+    for t in range(len(prompt), len(prompt) + steps):
+        tokens[0, t] = int(np.asarray(forward(tokens))[0, t - 1].argmax())
+    return tokens[0, len(prompt):].tolist()
+
+
+def test_sampler_greedy_equals_repeated_full_forward(params):
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [42], list(range(1, 20))]  # left padding to 32 slots
+    expected = [_greedy_by_full_forward(TINY, params, p, 12) for p in prompts]
+    assert generate(TINY, params, prompts, max_new_tokens=12) == expected
+
+
+def test_sampler_stops_at_eos_and_samples_reproducibly(params):
+    greedy = generate(TINY, params, [[1, 2, 3]], max_new_tokens=10)[0]
+    eos = greedy[4]
+    stopped = generate(TINY, params, [[1, 2, 3]], max_new_tokens=10, eos_id=eos)[0]
+    assert stopped == greedy[:greedy.index(eos)]
+    a = generate(TINY, params, [[1, 2, 3]] * 4, max_new_tokens=16, temperature=1.0, top_p=0.9, seed=7)
+    b = generate(TINY, params, [[1, 2, 3]] * 4, max_new_tokens=16, temperature=1.0, top_p=0.9, seed=7)
+    assert a == b and len({tuple(x) for x in a}) > 1
+
+
+def test_sampler_rejects_bad_requests(params):
+    with pytest.raises(ValueError, match=r"prompts \[1\] are empty"):
+        generate(TINY, params, [[1], []], max_new_tokens=4)
+    with pytest.raises(ValueError, match="top_p"):
+        generate(TINY, params, [[1]], max_new_tokens=4, top_p=0.0)
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="hidden_size 100 is not divisible by num_heads 3"):
+        PhiConfig(hidden_size=100, num_heads=3)
+    with pytest.raises(ValueError, match=r"attention must be one of \('xla', 'dot_product'\), got 'flash'"):
+        PhiConfig(attention="flash")
+    with pytest.raises(ValueError, match=r"unknown model config keys \['hiden_size'\]"):
+        PhiConfig.from_dict({"hiden_size": 64})
+
+
+def test_dot_product_attention_refuses_attention_dropout_in_training(params):
+    config = TINY.replace(attention="dot_product", attention_dropout=0.1)
+    with pytest.raises(ValueError, match="no attention dropout"):
+        Phi(config).apply({"params": params}, jnp.ones((1, 4), jnp.int32), deterministic=False,
+                          rngs={"dropout": jax.random.key(0)})
