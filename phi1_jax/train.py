@@ -12,6 +12,7 @@ Writes workdir/config.json, metrics.jsonl, tensorboard/ and checkpoints/<step>/.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ import jax
 import ml_collections
 import numpy as np
 import optax
-from absl import app, logging
+from absl import app, flags, logging
 from etils import epath
 from ml_collections import config_flags
 
@@ -35,6 +36,14 @@ from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
 from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
+
+
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of a configs/*.py file, as `--config=path` would load it."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 class ConfigError(ValueError):
@@ -286,5 +295,20 @@ def main(argv: list[str]) -> None:
     print(f"done: step {summary['step']}, checkpoints in {summary['checkpoint_dir']}", file=sys.stderr)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, with a bad `--config.*` override reported in one line instead of a traceback
+    (ml_collections raises plain KeyError/AttributeError/TypeError for unknown or ill-typed fields)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"phi1_jax.train: error: {error}")
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        while error.args and isinstance(error.args[0], BaseException):  # AttributeError(KeyError(msg))
+            error = error.args[0]
+        reason = str(error.args[0] if error.args else error).replace("\n", " ")
+        given = " ".join(a for a in argv[1:] if a.startswith("--config."))
+        sys.exit(f"phi1_jax.train: error: bad config override: {reason} (given: {given})")
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -3,13 +3,13 @@ source (the interpreter's standard library), shaped like the seqio decoder featu
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 
 from phi1_jax.default_config import get_default_config
 from phi1_jax.model_config import PhiConfig
+from phi1_jax.train import load_config_file
 
 TINY_MODEL = dict(vocab_size=256, hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4,
                   max_position_embeddings=64)
@@ -59,10 +59,7 @@ TINY_CONFIG_FILE = os.path.join(REPO, "configs", "tiny.py")
 
 
 def tiny_file_config():
-    spec = importlib.util.spec_from_file_location("tiny_config", TINY_CONFIG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(TINY_CONFIG_FILE)
 
 
 def run_config(workdir: str, **train):
