@@ -29,7 +29,7 @@ import struct
 import sys
 import tempfile
 import time
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 # Modules that HumanEval/MBPP programs import, loaded once here so every forked sample has them for
 # free (and, without a mount namespace, even when the interpreter lives where its uid cannot read).
@@ -123,9 +123,8 @@ class Server:
     def hello(self) -> dict:
         return {"uid_drop": self.uid is not None, "mounted_private_dirs": self.mounted, "pid": os.getpid()}
 
-    def run(self, job: dict, reply: Callable[[dict], None]) -> None:
-        """Runs one job and passes its verdict to `reply`, then cleans up before the next job is
-        read: the evaluator gets on with the verdict while the sample's processes are reaped."""
+    def run(self, job: dict) -> dict:
+        """The verdict on one job, given only once every process the sample started is gone."""
         workdir = tempfile.mkdtemp(dir=self.base)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
@@ -145,7 +144,7 @@ class Server:
         os.close(out_write)
         os.close(result_write)
         try:
-            reply(self._collect(pid, job["timeout"], out_read, result_read, nonce))
+            return self._collect(pid, job["timeout"], out_read, result_read, nonce)
         finally:
             self._clean_up(pid)
             os.close(out_read)
@@ -292,7 +291,7 @@ def main() -> None:
     try:
         write_message(replies, server.hello())
         while (job := read_message(requests)) is not None:
-            server.run(job, lambda verdict: write_message(replies, verdict))
+            write_message(replies, server.run(job))
     finally:
         server.close()
 
