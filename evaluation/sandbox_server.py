@@ -114,7 +114,7 @@ class Server:
 
     def __init__(self, settings: dict) -> None:
         self.limits = settings["limits"]
-        self.uid: Optional[int] = settings["uid"] if os.geteuid() == 0 else None
+        self.uid: Optional[int] = settings["uid"] if _can_become(settings["uid"]) else None
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.base = tempfile.mkdtemp(prefix="phi1-sandbox-")
@@ -183,43 +183,23 @@ class Server:
         run_sample(job["source"], job["entry_point"], result_fd, nonce)
 
     def _collect(self, pid: int, timeout: float, out_read: int, result_read: int, nonce: bytes) -> dict:
-        deadline = time.monotonic() + timeout
-        cap = self.limits["output_bytes"]
-        output, result = bytearray(), bytearray()
+        capture = _Capture({out_read: self.limits["output_bytes"], result_read: MAX_RESULT})
         exited = os.pidfd_open(pid)
-        open_fds = {out_read, result_read}
-        timed_out = False
+        deadline = time.monotonic() + timeout
+        timed_out = True
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                ready, _, _ = select.select([*open_fds, exited], [], [], remaining)
+            while (remaining := deadline - time.monotonic()) > 0:
+                ready = select.select([*capture.open, exited], [], [], remaining)[0]
                 for fd in ready:
-                    if fd == exited:
-                        continue
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        open_fds.discard(fd)
-                    elif fd == out_read:
-                        output += chunk[:max(0, cap - len(output))]  # read on, keep only the cap
-                    else:
-                        result += chunk[:MAX_RESULT - len(result)]
+                    if fd != exited:
+                        capture.read(fd)
                 if exited in ready:
+                    timed_out = False
                     break
         finally:
             os.close(exited)
-        # The child has exited: collect what it wrote just before exiting.
-        for fd in open_fds:
-            while select.select([fd], [], [], 0)[0]:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                if fd == out_read:
-                    output += chunk[:max(0, cap - len(output))]
-                else:
-                    result += chunk[:MAX_RESULT - len(result)]
+        capture.drain()
+        output, result = capture.kept[out_read], capture.kept[result_read]
         text = output.decode("utf-8", "replace")
         if bytes(result) == PASS + nonce and not timed_out:
             return {"passed": True, "result": "passed", "output": text}
@@ -241,6 +221,46 @@ class Server:
     def close(self) -> None:
         kill_descendants()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _can_become(uid: int) -> bool:
+    """Whether a child of this server can switch to `uid`: as real root yes; as the mapped root of
+    an unprivileged user namespace (unshare --map-root-user) no, as no other uid is mapped."""
+    if os.geteuid() != 0:
+        return False
+    probe = os.fork()
+    if probe == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        finally:
+            os._exit(0 if os.getuid() == uid else 1)
+    return os.waitstatus_to_exitcode(os.waitpid(probe, 0)[1]) == 0
+
+
+class _Capture:
+    """Reads the sample's pipes, keeping at most a cap of bytes from each (the rest is read and
+    dropped so a flood cannot block the sample or grow this server)."""
+
+    def __init__(self, caps: dict[int, int]) -> None:
+        self.caps = caps
+        self.kept = {fd: bytearray() for fd in caps}
+        self.open = set(caps)
+
+    def read(self, fd: int) -> None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            self.open.discard(fd)
+        self.kept[fd] += chunk[:max(0, self.caps[fd] - len(self.kept[fd]))]
+
+    def drain(self, max_reads: int = 64) -> None:
+        """What the sample wrote just before it exited; bounded, as a process it left behind may
+        still be writing."""
+        for fd in list(self.open):
+            for _ in range(max_reads):
+                if fd not in self.open or not select.select([fd], [], [], 0)[0]:
+                    break
+                self.read(fd)
 
 
 def kill_descendants() -> None:

@@ -256,10 +256,15 @@ def test_stdout_flood_is_capped(pool):
     limit = pool.limits.output_bytes
     flood_forever = sample("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)")
     flood_then_pass = sample("import sys\nfor _ in range(200):\n    sys.stdout.write('y' * 65536)\nreturn x + 1")
-    forever, then_pass = run(pool, flood_forever, flood_then_pass)
+    # A process left behind that floods the inherited stdout must not hold the worker either.
+    flooding_orphan = sample(f"import subprocess\nsubprocess.Popen(['sh', '-c', 'yes; :', '{MARKER}'], "
+                             "start_new_session=True)\nreturn x + 1")
+    forever, then_pass, orphan = run(pool, flood_forever, flood_then_pass, flooding_orphan)
     assert (forever.passed, forever.result) == (False, "timed out")
     assert len(forever.output) <= limit
     assert then_pass.passed and 0 < len(then_pass.output) <= limit
+    assert orphan.passed and len(orphan.output) <= limit
+    assert_no_sample_processes(pool)
 
 
 def test_file_size_and_open_file_limits_hold():
