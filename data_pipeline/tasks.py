@@ -234,6 +234,7 @@ def register_task(name: str, source: str, vocabulary: str = "",
     )
 
 
+@functools.lru_cache(maxsize=None)  # a Task's name fixes its shards and vocabulary
 def estimated_tokens(task: seqio.Task) -> float:
     """Shard bytes times the tokens per byte of the first `_RATE_SAMPLE_BYTES` of text."""
     source: RecordSource = task.source
