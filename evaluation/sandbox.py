@@ -86,10 +86,13 @@ class _Worker:
 
     def _receive(self, timeout: float) -> Optional[dict]:
         """The server's next message, or None when it died or did not answer in time."""
-        replies = self.process.stdout.fileno()
-        if not select.select([replies], [], [], timeout)[0]:
+        try:
+            replies = self.process.stdout.fileno()
+            if not select.select([replies], [], [], timeout)[0]:
+                return None
+            return read_message(replies)
+        except (OSError, ValueError):  # the pool closed the pipe under us
             return None
-        return read_message(replies)
 
     def run(self, job: Job) -> Optional[Verdict]:
         try:
@@ -100,11 +103,17 @@ class _Worker:
         return None if reply is None else Verdict(**reply)
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
+        """SIGTERM first, so the server kills its sample's whole tree itself, then SIGKILL."""
+        for sig, patience in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(patience)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         for stream in (self.process.stdin, self.process.stdout):
             stream.close()
 
@@ -145,6 +154,8 @@ class SandboxPool:
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the sandbox pool was closed")
             self._all.remove(worker)
         return self._start()
 

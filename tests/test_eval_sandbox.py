@@ -325,3 +325,34 @@ def descendants(root: int) -> set[int]:
 
 def alive(pids: set[int]) -> list[int]:
     return [pid for pid in processes_with(lambda uid, command: True) if pid in pids]
+
+
+@pytest.mark.parametrize("name", ["bwrap", "unshare", "none"])
+def test_closing_the_pool_mid_sample_leaves_nothing(name):
+    try:
+        isolation.choose(name)
+    except RuntimeError:
+        pytest.skip(f"{name} does not work here")
+    marker = f"{MARKER}-close-{name}"
+    endless = sample(f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 600; :', '{marker}'], "
+                     "start_new_session=True)\nwhile True:\n    pass")
+    pool = SandboxPool(1, isolation_name=name, quiet=True)
+    uids = {worker.uid for worker in pool._all}
+    outcome: list = []
+
+    def run_endless() -> None:
+        try:
+            outcome.append(pool.run([endless]))
+        except RuntimeError as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run_endless, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not processes_with(lambda uid, command: marker in command):
+        assert time.monotonic() < deadline, "the sample never started"
+        time.sleep(0.05)
+    pool.close()
+    runner.join(10)
+    assert isinstance(outcome[0], RuntimeError) and "closed" in str(outcome[0])
+    assert processes_with(lambda uid, command: uid in uids or marker in command) == []
