@@ -116,6 +116,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except (InputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # the sandbox workers are already gone (SandboxPool.close)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     print(json.dumps(summary))
 
 
