@@ -53,6 +53,21 @@ def _constant(init: Any, names: tuple[str, ...]) -> Any:
     return nn.with_logical_partitioning(init, names, rules=())
 
 
+def _linear(config: PhiConfig, features: int | tuple[int, ...], kernel_names: tuple[str, ...], name: str,
+            axis: int | tuple[int, ...] = -1) -> nn.DenseGeneral:
+    """A biased linear layer (every Linear of phi-1 has a bias); the bias takes the output names."""
+    out_names = kernel_names[-len(features):] if isinstance(features, tuple) else kernel_names[-1:]
+    return nn.DenseGeneral(
+        features=features,
+        axis=axis,
+        dtype=config.compute_dtype,
+        param_dtype=config.weights_dtype,
+        kernel_init=_normal(config, kernel_names),
+        bias_init=_constant(nn.initializers.zeros_init(), out_names),
+        name=name,
+    )
+
+
 def _layer_norm(config: PhiConfig, name: str) -> nn.LayerNorm:
     return nn.LayerNorm(
         epsilon=config.layer_norm_eps,
@@ -83,14 +98,7 @@ class PhiAttention(nn.Module):
         cfg = self.config
 
         def project(name: str, heads: int) -> jax.Array:
-            out = nn.DenseGeneral(
-                features=(heads, cfg.head_size),
-                dtype=cfg.compute_dtype,
-                param_dtype=cfg.weights_dtype,
-                kernel_init=_normal(cfg, ("embed", "heads", "kv")),
-                bias_init=_constant(nn.initializers.zeros_init(), ("heads", "kv")),
-                name=name,
-            )(x)
+            out = _linear(cfg, (heads, cfg.head_size), ("embed", "heads", "kv"), name)(x)
             return nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
 
         q = project("q_proj", cfg.num_heads)
@@ -117,15 +125,7 @@ class PhiAttention(nn.Module):
                     "or model.attention='xla' to train with it")
             out = attention_lib.fused_attention(q, k, v, mask)
 
-        out = nn.DenseGeneral(
-            features=cfg.hidden_size,
-            axis=(-2, -1),
-            dtype=cfg.compute_dtype,
-            param_dtype=cfg.weights_dtype,
-            kernel_init=_normal(cfg, ("heads", "kv", "embed")),
-            bias_init=_constant(nn.initializers.zeros_init(), ("embed",)),
-            name="dense",
-        )(out)
+        out = _linear(cfg, cfg.hidden_size, ("heads", "kv", "embed"), "dense", axis=(-2, -1))(out)
         return out, new_cache
 
 
@@ -137,23 +137,9 @@ class PhiMLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
-        h = nn.Dense(
-            cfg.intermediate_size,
-            dtype=cfg.compute_dtype,
-            param_dtype=cfg.weights_dtype,
-            kernel_init=_normal(cfg, ("embed", "mlp")),
-            bias_init=_constant(nn.initializers.zeros_init(), ("mlp",)),
-            name="fc1",
-        )(x)
+        h = _linear(cfg, cfg.intermediate_size, ("embed", "mlp"), "fc1")(x)
         h = nn.with_logical_constraint(jax.nn.gelu(h, approximate=True), ("batch", "length", "mlp"))
-        return nn.Dense(
-            cfg.hidden_size,
-            dtype=cfg.compute_dtype,
-            param_dtype=cfg.weights_dtype,
-            kernel_init=_normal(cfg, ("mlp", "embed")),
-            bias_init=_constant(nn.initializers.zeros_init(), ("embed",)),
-            name="fc2",
-        )(h)
+        return _linear(cfg, cfg.hidden_size, ("mlp", "embed"), "fc2")(h)
 
 
 class PhiBlock(nn.Module):
@@ -256,14 +242,7 @@ class Phi(nn.Module):
             new_layer_caches = None if cache is None else jax.tree.map(lambda *x: jnp.stack(x), *per_layer)
 
         h = _layer_norm(cfg, "final_layernorm")(h)
-        logits = nn.Dense(
-            cfg.vocab_size,
-            dtype=cfg.compute_dtype,
-            param_dtype=cfg.weights_dtype,
-            kernel_init=_normal(cfg, ("embed", "vocab")),
-            bias_init=_constant(nn.initializers.zeros_init(), ("vocab",)),
-            name="lm_head",
-        )(h).astype(jnp.float32)
+        logits = _linear(cfg, cfg.vocab_size, ("embed", "vocab"), "lm_head")(h).astype(jnp.float32)
         logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
         if cache is None:
             return logits
