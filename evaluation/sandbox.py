@@ -21,11 +21,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Iterable, Optional
 
 from evaluation import isolation
-from evaluation.sandbox_server import die_with_parent, read_message, write_message
+from evaluation.sandbox_server import children, die_with_parent, read_message, write_message
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPLY_GRACE_S = 10.0  # beyond the sample timeout, for the server's own clean-up
@@ -56,6 +57,38 @@ class Verdict:
     passed: bool
     result: str  # "passed", "timed out" or "failed: <reason>"
     output: str = ""  # stdout and stderr together, capped at Limits.output_bytes
+
+
+def _stat(pid: int) -> Optional[tuple[str, str]]:
+    """(state, start time) of a process, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return fields[0], fields[19]
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every descendant of `root`; the start time tells a reused pid apart."""
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [child for pid in frontier for child in children(pid)]
+        found += [(pid, stat[1]) for pid in frontier if (stat := _stat(pid))]
+    return found
+
+
+def _gone(pid: int, started: str) -> bool:
+    """True once that process has exited (a zombie has: it only waits for its parent to collect it)."""
+    stat = _stat(pid)
+    return stat is None or stat[1] != started or stat[0] == "Z"
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class _Worker:
@@ -103,7 +136,10 @@ class _Worker:
         return None if reply is None else Verdict(**reply)
 
     def kill(self) -> None:
-        """SIGTERM first, so the server kills its sample's whole tree itself, then SIGKILL."""
+        """SIGTERM first, so the server kills its sample's whole tree itself, then SIGKILL; returns
+        once every process of the worker is gone (a pid namespace is torn down asynchronously, but
+        its init exits only after everything in it has)."""
+        tree = _descendants(self.process.pid)
         for sig, patience in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
             try:
                 os.killpg(self.process.pid, sig)
@@ -114,6 +150,11 @@ class _Worker:
                 break
             except subprocess.TimeoutExpired:
                 continue
+        deadline = time.monotonic() + _REPLY_GRACE_S
+        while (left := [pid for pid, started in tree if not _gone(pid, started)]) and time.monotonic() < deadline:
+            for pid in left:
+                _signal(pid, signal.SIGKILL)
+            time.sleep(0.01)
         for stream in (self.process.stdin, self.process.stdout):
             stream.close()
 

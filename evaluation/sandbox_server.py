@@ -269,23 +269,25 @@ def kill_descendants() -> None:
     none is left reaches the whole tree."""
     give_up = time.monotonic() + CLEAN_UP_SECONDS
     while time.monotonic() < give_up:
-        for child in _children():
+        for child in children():
             try:
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if not _reap() and not _children():
+        if not _reap() and not children():
             return
         time.sleep(0.0005)
 
 
-def _children() -> list[int]:
-    """Pids of this process's live and zombie children (its only children are samples and their
-    orphans, so the server's own threads never appear)."""
+def children(pid: int | str = "self") -> list[int]:
+    """Pids of the live and zombie children of process `pid` (of all its threads)."""
     pids = []
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as listing:
-            pids.extend(int(pid) for pid in listing.read().split())
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                pids.extend(int(child) for child in listing.read().split())
+    except (FileNotFoundError, ProcessLookupError):  # it has exited meanwhile
+        pass
     return pids
 
 
