@@ -68,7 +68,11 @@ class CodeSentencePieceVocabulary(seqio.SentencePieceVocabulary):
         return [self._encode(t) if SPACE_SYMBOL in t else next(encoded) for t in texts]
 
     def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
-        return _numpy_encode_tf(self._encode, s)
+        # tf-text's SentencePiece op gives the same ids without holding the GIL, so tf.data can
+        # tokenize on every core; only text containing U+2581 takes the Python path.
+        return tf.cond(tf.strings.regex_full_match(s, f"(?s).*{SPACE_SYMBOL}.*"),
+                       lambda: _numpy_encode_tf(self._encode, s),
+                       lambda: self.tf_tokenizer.tokenize(s))
 
 
 class HFTokenizerVocabulary(seqio.Vocabulary):

@@ -119,3 +119,12 @@ def test_tokenizer_cli_trains_a_lossless_model(tmp_path, stdlib_texts, humaneval
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         tokenizer.main(["train", "--input", str(tmp_path / "nothing-here*"), "--vocab-size", "600",
                         "--out", str(tmp_path / "x")])
+
+
+def test_graph_tokenization_equals_python_tokenization(stdlib_texts):
+    """The tf-text op used inside tf.data and the Python encoder give identical ids."""
+    vocab = vocabularies.load_vocabulary("")
+    texts = list(stdlib_texts.values())[::15]
+    graph = tf.data.Dataset.from_tensor_slices(texts).map(vocab.encode_tf).as_numpy_iterator()
+    for text, ids, python_ids in zip(texts, graph, vocab.encode_batch(texts)):
+        assert ids.tolist() == python_ids
