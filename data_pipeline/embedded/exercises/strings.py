@@ -233,13 +233,8 @@ assert count_words("Go, go, GO!") == {"go": 3}
 
 def remove_duplicate_chars(text: str) -> str:
     """Keep only the first occurrence of each character, preserving order."""
-    seen = set()
-    out = []
-    for c in text:
-        if c not in seen:
-            seen.add(c)
-            out.append(c)
-    return "".join(out)
+    # Dictionary keys are unique and remember insertion order.
+    return "".join(dict.fromkeys(text))
 
 
 assert remove_duplicate_chars("programming") == "progamin"
