@@ -122,7 +122,8 @@ def _parse_sources(items: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m data_pipeline.cache",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixture", required=True, choices=sorted(tasks.MIXTURES))
     parser.add_argument("--out", required=True, help="cache directory (local or gs://)")
     parser.add_argument("--vocabulary", default="", help="'' = the shipped SentencePiece model")

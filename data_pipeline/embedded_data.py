@@ -161,7 +161,8 @@ def load_exercises() -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m data_pipeline.embedded_data",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "check"])
     args = parser.parse_args(argv)
     textbook, exercises = build_records()

@@ -120,7 +120,8 @@ def train(inputs: list[str], vocab_size: int, out_dir: str, max_mb: float = 8.0,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m data_pipeline.tokenizer",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a SentencePiece BPE model for Python")
     t.add_argument("--input", action="append", required=True,
