@@ -99,7 +99,8 @@ class _Worker:
         self.uid = 1_000_000 + secrets.randbelow(1 << 30)
         settings = {"limits": asdict(limits), "uid": self.uid,
                     "mount_private_dirs": launcher.server_mounts,
-                    "interpreter_mounts": isolation.interpreter_mounts()}
+                    "interpreter_mounts": isolation.interpreter_mounts(),
+                    "preload_more": launcher.name == "none" and bool(isolation.interpreter_mounts())}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
                "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
         command = [*launcher.prefix, sys.executable, "-m", "evaluation.sandbox_server", json.dumps(settings)]
