@@ -112,7 +112,7 @@ class HF:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
 
 def timed(step: Callable[[], float]) -> tuple[float, float]:

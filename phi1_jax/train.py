@@ -30,6 +30,7 @@ from ml_collections import config_flags
 
 from phi1_jax import sharding, train_checkpoint
 from phi1_jax.checkpoint import load_model
+from phi1_jax.layer_stacking import match_layout
 from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
@@ -157,9 +158,22 @@ def initial_state(config: ml_collections.ConfigDict, program: Program,
     if restored is not None:
         return restored
     if config.train.init_from:
-        _, params = load_model(config.train.init_from, shardings=program.state_sharding.params)
-        return program.init(params), None
+        return program.init(pretrained_params(config, program)), None
     return program.init(), None
+
+
+def pretrained_params(config: ml_collections.ConfigDict, program: Program) -> Any:
+    """`train.init_from`'s parameters in this run's layer layout, on this run's shardings. The
+    shapes must match; numerics (dtype, dropout, remat, scan) may differ."""
+    model_config = PhiConfig.from_dict(config.model)
+    saved_config, params = load_model(config.train.init_from)
+    shape = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "kv_heads", "head_size")
+    different = {k: (getattr(saved_config, k), getattr(model_config, k)) for k in shape
+                 if getattr(saved_config, k) != getattr(model_config, k)}
+    if different:
+        raise ConfigError(f"train.init_from {config.train.init_from} has another shape (saved, configured): {different}")
+    params = match_layout(params, model_config.scan_layers, model_config.num_layers)
+    return jax.device_put(params, program.state_sharding.params)
 
 
 def evaluate(config: ml_collections.ConfigDict, program: Program, params: Any) -> float:

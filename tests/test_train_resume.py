@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
-import pytest
 
+from phi1_jax.checkpoint import load_model
+from phi1_jax.layer_stacking import stack_layers
 from phi1_jax.metrics import read_metrics
 from phi1_jax.train import train
 from train_testlib import REPO, TINY_CONFIG_FILE, overrides, run_config
@@ -92,3 +94,19 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     assert any("step 6 cannot be restored" in r.getMessage() for r in caplog.records)
     again = _losses(config.workdir)
     assert [again[s] for s in (4, 5, 6)] == [first[s] for s in (4, 5, 6)]
+
+
+def test_finetuning_starts_from_a_checkpoint_in_the_other_layer_layout(tmp_path):
+    pretrained = run_config(str(tmp_path / "pretrained"), steps=2)
+    train(pretrained)
+    finetune = run_config(str(tmp_path / "finetune"), steps=1, init_from=pretrained.workdir, warmup_steps=5)
+    finetune.model.scan_layers = True
+    summary = train(finetune)
+    assert (summary["start_step"], summary["step"]) == (0, 1)
+    # The first step's learning rate is 0 (warmup starts there), so the finetune checkpoint holds
+    # exactly the pretrained parameters, now stacked for nn.scan.
+    _, before = load_model(pretrained.workdir)
+    config, after = load_model(finetune.workdir)
+    assert config.scan_layers and "layers" in after and "layers_0" not in after
+    for a, b in zip(jax.tree.leaves(stack_layers(before, 2)), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
