@@ -356,3 +356,22 @@ def test_closing_the_pool_mid_sample_leaves_nothing(name):
     runner.join(10)
     assert isinstance(outcome[0], RuntimeError) and "closed" in str(outcome[0])
     assert processes_with(lambda uid, command: uid in uids or marker in command) == []
+
+
+def test_environment_is_scrubbed_stdin_closed_and_directory_private(pool):
+    """The worker itself runs with PYTHONPATH and more set; a sample sees only four variables."""
+    look = sample("""\
+        import os, sys
+        print(sorted(os.environ), repr(sys.stdin.read()), os.getcwd() == os.environ['TMPDIR'], os.listdir('.'))
+        open('left-behind.txt', 'w').write('x')
+        print(os.getcwd())
+        return x + 1
+        """)
+    first, second = run(pool, look, look)
+    assert first.passed and second.passed
+    for verdict in (first, second):
+        listing, cwd = verdict.output.splitlines()
+        assert listing == "['HOME', 'LANG', 'PATH', 'TMPDIR'] '' True []"
+        if pool.launcher.name == "none":  # otherwise the directory lives in the worker's private /tmp
+            assert not os.path.exists(cwd)
+    assert first.output.splitlines()[1] != second.output.splitlines()[1]
