@@ -29,7 +29,7 @@ from evaluation.scoring import score
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.humaneval", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m evaluation.humaneval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_argument_group("source (exactly one)")
     source.add_argument("--samples", help="samples jsonl(.gz) to score (task_id, completion)")
