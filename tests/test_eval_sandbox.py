@@ -59,7 +59,7 @@ def pool(request):
         yield pool
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def outside():
     """A world-writable directory in the host's /tmp with a file in it: only isolation keeps a
     sample from it, since as an unprivileged uid it could otherwise write there."""
@@ -70,7 +70,7 @@ def outside():
         out.write("untouched")
     os.chmod(victim, 0o666)
     yield directory
-    shutil.rmtree(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
@@ -203,14 +203,17 @@ def test_files_outside_are_untouched_and_shell_commands_harmless(pool, outside):
     verdicts = run(pool, *attacks)
     assert not any(v.passed for v in verdicts), verdicts
     assert not any("ModuleNotFoundError" in v.result for v in verdicts), verdicts  # every attack ran
+    escape = f"/tmp/{MARKER}-escape"
     if pool.launcher.name == "none":
+        if os.path.exists(escape):
+            os.remove(escape)
         pytest.skip("without bwrap or unshare, world-writable directories are not isolated (documented)")
     assert sorted(os.listdir(outside)) == ["victim.txt"]
     with open(victim) as after:
         assert after.read() == "untouched"
     with open(repo_file, "rb") as after:
         assert after.read() == repo_bytes
-    assert not os.path.exists(f"/tmp/{MARKER}-escape")
+    assert not os.path.exists(escape)
 
 
 def test_sample_has_no_privileges(pool):
