@@ -122,7 +122,10 @@ class HFTokenizerVocabulary(seqio.Vocabulary):
         return [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def _decode(self, ids: Sequence[int]) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+        # EOS decodes to nothing, as in SentencePiece; every other id (added tokens included)
+        # keeps its text, so decode(encode(x)) == x.
+        return self._tokenizer.decode([int(i) for i in ids if i != self._eos_id],
+                                      skip_special_tokens=False)
 
     def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
         return _numpy_encode_tf(self._encode, s)

@@ -33,9 +33,10 @@ def hf_tokenizer_json(tmp_path_factory, stdlib_texts):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["<|endoftext|>"],
+    trainer = trainers.BpeTrainer(vocab_size=2000,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(stdlib_texts.values())[::40], trainer)
+    tok.add_special_tokens(["<|endoftext|>"])  # last id, as in GPT-2 / codegen
     path = str(tmp_path_factory.mktemp("hf") / "tokenizer.json")
     tok.save(path)
     return path
@@ -64,7 +65,9 @@ def test_shipped_model_round_trips_humaneval(humaneval_texts):
 def test_hf_tokenizer_round_trips_stdlib_and_humaneval(hf_tokenizer_json, stdlib_texts,
                                                        humaneval_texts):
     vocab = vocabularies.load_vocabulary(hf_tokenizer_json)
-    assert vocab.eos_id == 0 and vocab.vocab_size == 2000
+    assert vocab.eos_id == 2000 and vocab.vocab_size == 2001
+    # Like SentencePiece: EOS decodes to nothing and ends the text.
+    assert vocab.decode(vocab.encode("x = 1") + [vocab.eos_id] + vocab.encode("y")) == "x = 1"
     _assert_round_trip(vocab, stdlib_texts)
     _assert_round_trip(vocab, dict(enumerate(humaneval_texts)))
 
