@@ -38,7 +38,7 @@ from phi1_jax.metrics import flops_per_token, measure_matmul_peak, peak_flops_pe
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.train import build, global_batch
 
-CPU_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=8,
+CPU_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=4,
                  max_position_embeddings=256)
 
 
@@ -163,7 +163,7 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
         ours_times.append(timed(ours.step)[0])
         hf_times.append(timed(hf.step)[0])
     tokens = args.batch * args.seq
-    peak = measure_matmul_peak("float32", size=1024)
+    peak = measure_matmul_peak("float32")
     flops = flops_per_token(model_config, args.seq)
     ours_tps, hf_tps = tokens / statistics.median(ours_times), tokens / statistics.median(hf_times)
     ours_mem, hf_mem = child_memory("ours", args), child_memory("hf", args)

@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="workdir/demo")
     parser.add_argument("--steps", type=int, default=None, help="default: configs/tiny.py's train.steps")
-    parser.add_argument("--prompt", default="def fibonacci(n):\n")
+    parser.add_argument("--prompt", default="class Stack:\n    def __init__(self):\n        self.")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
 

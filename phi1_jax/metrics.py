@@ -51,7 +51,7 @@ def flops_per_token(config: PhiConfig, seq_len: int) -> float:
     return float(6 * matmul_params + attention)
 
 
-def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int = 5) -> float:
+def measure_matmul_peak(dtype: str = "float32", size: int = 2048, repeats: int = 3) -> float:
     """FLOP/s of the best of `repeats` square matmuls on the default device (the CPU's peak)."""
     a = jnp.ones((size, size), dtype)
     matmul = jax.jit(lambda x: x @ x)

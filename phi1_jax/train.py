@@ -31,7 +31,7 @@ from ml_collections import config_flags
 from phi1_jax import sharding, train_checkpoint
 from phi1_jax.checkpoint import load_model
 from phi1_jax.layer_stacking import match_layout
-from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device
+from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device, peak_memory_bytes
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
 from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
@@ -217,22 +217,28 @@ def _loop(config: ml_collections.ConfigDict, program: Program, state: TrainState
     schedule = learning_rate_schedule(train_cfg)
     eval_loss = None
     timer_start, timer_step = time.perf_counter(), start
+    loss_sum, logged_step = 0.0, start  # the logged loss is the mean since the last log line
     for step in range(start + 1, train_cfg.steps + 1):
         batch = global_batch(next(batches), program.batch_sharding)
         data_state = batches.get_state()
         state, metrics = program.step(state, batch)
+        loss_sum = loss_sum + metrics["loss"]  # stays on the device: no wait for the step
         if step == start + 1:  # throughput starts after compilation
             jax.block_until_ready(metrics)
             timer_start, timer_step = time.perf_counter(), step
         if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            values = {"loss": float(metrics["loss"]), "lr": float(schedule(step - 1)),
+            values = {"loss": float(loss_sum) / (step - logged_step), "lr": float(schedule(step - 1)),
                       "grad_norm": float(metrics["grad_norm"])}
+            loss_sum, logged_step = 0.0, step
             eta = None
             if step > timer_step:
                 seconds_per_step = (time.perf_counter() - timer_start) / (step - timer_step)
                 values["tokens_per_sec"] = tokens_per_step / seconds_per_step
                 values["mfu"] = mfu(values["tokens_per_sec"], flops_token, jax.device_count(), peak)
                 eta = seconds_per_step * (train_cfg.steps - step)
+            memory = peak_memory_bytes(jax.local_devices()[0])
+            if memory is not None:
+                values["peak_memory_gib"] = memory / 2**30
             writer.write(step, values, eta)
         if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.steps):
             eval_loss = evaluate(config, program, state.params)
