@@ -11,7 +11,7 @@ grew during the steps (VmHWM reset through /proc/self/clear_refs once the model 
 
 GPU: synthetic tokens (no TensorFlow or seqio needed), phi-1 shape, fused (cuDNN) attention, layers
 scanned; tokens/s, MFU against the device kind's bf16 peak and the allocator's peak bytes, for each
-`--gpu-variants` entry (batch:remat_policy).
+`--gpu-variants` entry (batch:remat_policy:rows).
 
 MFU uses phi1_jax.metrics.flops_per_token (6N + causal attention); on CPU against the measured
 peak of a float32 matmul.
@@ -38,6 +38,9 @@ from phi1_jax.metrics import flops_per_token, measure_matmul_peak, peak_flops_pe
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.train import build, global_batch
 
+# A dry run of the --gpu path on a CPU (`--gpu --model small --seq 128`).
+PHI1_SMALL_TEST = dict(vocab_size=1024, hidden_size=128, intermediate_size=512, num_layers=2, num_heads=2,
+                       max_position_embeddings=256)
 CPU_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=4,
                  max_position_embeddings=256)
 
@@ -180,42 +183,54 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
           f"  (peak RSS ours {ours_mem['peak_rss_mib']:.0f} MiB, HF {hf_mem['peak_rss_mib']:.0f} MiB)")
 
 
-def gpu_benchmark(args: argparse.Namespace) -> None:
+def gpu_variant(args: argparse.Namespace, variant: str) -> None:
+    """One `batch:remat:rows` variant, alone in its process (so peak memory and OOM are its own)."""
     device = jax.devices()[0]
+    batch_size, remat, rows = variant.split(":")
+    batch_size = int(batch_size)
+    model = dict(PHI1_SMALL_TEST if args.model == "small" else {}, dtype="bfloat16", scan_layers=True,
+                 remat_policy=remat, attention="dot_product", resid_dropout=0.1, attention_dropout=0.0)
+    config = train_config(model, batch_size, args.seq)
+    model_config = PhiConfig.from_dict(config.model)
+    batch = synthetic_batch(batch_size, args.seq, model_config.vocab_size)
+    if rows == "causal":  # unpacked rows: plain causal attention, no mask
+        batch = {k: v for k, v in batch.items() if k not in ("decoder_segment_ids", "decoder_positions")}
+    ours = Ours(config, batch)
+    compile_s = timed(ours.step)[0]
+    for _ in range(args.warmup):
+        ours.step()
+    times = [timed(ours.step)[0] for _ in range(args.steps)]
+    tps = batch_size * args.seq / statistics.median(times)
+    peak = peak_flops_per_device(device)
+    mfu = tps * flops_per_token(model_config, args.seq) / (peak * jax.device_count())
+    memory = peak_memory_bytes(device)
+    print(f"{device.device_kind} x{jax.device_count()} {model_config.num_params():,} params "
+          f"seq {args.seq} bf16 batch {batch_size} remat {remat} {rows}: {tps:,.0f} tokens/s, "
+          f"MFU {mfu:.1%} (peak {peak / 1e12:.0f} TFLOP/s), step {statistics.median(times) * 1e3:.0f} ms, "
+          f"compile+first {compile_s:.0f} s, peak memory {memory / 2**30 if memory else float('nan'):.1f} GiB",
+          flush=True)
+
+
+def gpu_benchmark(args: argparse.Namespace) -> None:
+    """Each variant in a child process; one that fails (out of memory) does not stop the others."""
     for variant in args.gpu_variants.split(","):
-        batch_size, remat = variant.split(":")
-        batch_size = int(batch_size)
-        config = train_config(dict(dtype="bfloat16", scan_layers=True, remat_policy=remat, attention="dot_product",
-                                   resid_dropout=0.1, attention_dropout=0.0), batch_size, args.seq)
-        model_config = PhiConfig.from_dict(config.model)
-        try:
-            ours = Ours(config, synthetic_batch(batch_size, args.seq, model_config.vocab_size))
-            start = time.perf_counter()
-            ours.step()
-            compile_s = time.perf_counter() - start
-            for _ in range(args.warmup):
-                ours.step()
-            times = [timed(ours.step)[0] for _ in range(args.steps)]
-        except Exception as error:  # an out-of-memory variant should not hide the others
-            print(f"{variant}: failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
-            continue
-        tps = batch_size * args.seq / statistics.median(times)
-        peak = peak_flops_per_device(device)
-        mfu = tps * flops_per_token(model_config, args.seq) / (peak * jax.device_count())
-        memory = peak_memory_bytes(device)
-        print(f"{device.device_kind} x{jax.device_count()} phi-1 {model_config.num_params():,} params "
-              f"seq {args.seq} bf16 batch {batch_size} remat {remat}: {tps:,.0f} tokens/s, "
-              f"MFU {mfu:.1%} (peak {peak / 1e12:.0f} TFLOP/s), step {statistics.median(times) * 1e3:.0f} ms, "
-              f"compile+first {compile_s:.0f} s, peak memory {memory / 2**30 if memory else float('nan'):.1f} GiB",
-              flush=True)
-        del ours
+        command = [sys.executable, __file__, "--gpu", "--gpu-variants", variant, "--seq", str(args.seq),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--model", args.model]
+        result = subprocess.run(command, capture_output=True, text=True)
+        lines = [l for l in result.stdout.splitlines() if "tokens/s" in l]
+        print(lines[-1] if result.returncode == 0 and lines else
+              f"{variant}: failed (exit {result.returncode}): {result.stderr.strip()[-400:]}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", action="store_true", help="phi-1 1.3B on the accelerator, ours only")
-    parser.add_argument("--gpu-variants", default="8:dots_with_no_batch_dims,8:none,16:full",
-                        help="comma list of batch:remat_policy to try on the accelerator")
+    parser.add_argument("--gpu-variants",
+                        default="8:dots_with_no_batch_dims:causal,8:dots_with_no_batch_dims:packed,16:full:causal",
+                        help="comma list of batch:remat_policy:(causal|packed) to try on the accelerator; "
+                             "packed rows carry segment ids (a materialised mask), causal rows do not")
+    parser.add_argument("--model", choices=("phi1", "small"), default="phi1",
+                        help="--gpu model: phi-1 (1.3B), or a small one to try the script on a CPU")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=None, help="default 256 on CPU, 2048 on --gpu")
     parser.add_argument("--steps", type=int, default=10)
@@ -225,8 +240,10 @@ def main() -> None:
     args.seq = args.seq or (2048 if args.gpu else 256)
     if args.memory_child:
         memory_child(args.memory_child, max(args.warmup, 2), args)
-    elif args.gpu:
+    elif args.gpu and "," in args.gpu_variants:
         gpu_benchmark(args)
+    elif args.gpu:
+        gpu_variant(args, args.gpu_variants)
     else:
         cpu_benchmark(args)
 

@@ -46,12 +46,15 @@ def init_state(config: PhiConfig, tx: optax.GradientTransformation, seed: int, *
 
 
 def loss_sums(config: PhiConfig, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-    """(sum of weighted token losses, sum of weights); dropout is on when `dropout_rng` is given."""
+    """(sum of weighted token losses, sum of weights); dropout is on when `dropout_rng` is given.
+
+    A batch without `decoder_segment_ids` / `decoder_positions` (unpacked rows) gets plain causal
+    attention, which fused kernels (cuDNN flash attention) run without a materialised mask."""
     logits = Phi(config).apply(
         {"params": params},
         batch["decoder_input_tokens"],
-        positions=batch["decoder_positions"],
-        segment_ids=batch["decoder_segment_ids"],
+        positions=batch.get("decoder_positions"),
+        segment_ids=batch.get("decoder_segment_ids"),
         deterministic=dropout_rng is None,
         rngs=None if dropout_rng is None else {"dropout": dropout_rng},
     )
