@@ -7,9 +7,9 @@ def get_config():
     config = get_default_config()
     config.model.update(dict(vocab_size=4096, hidden_size=128, intermediate_size=512, num_layers=2,
                              num_heads=4, max_position_embeddings=256))
-    config.train.update(dict(steps=200, global_batch_size=8, seq_len=256, lr=3e-3, warmup_steps=20,
-                             eval_every=50, eval_steps=2, log_every=10))
+    config.train.update(dict(steps=400, global_batch_size=8, seq_len=256, lr=3e-3, warmup_steps=20,
+                             eval_every=100, eval_steps=4, log_every=10))
     config.data.mixture = "embedded_code_textbook"
-    config.checkpoint.update(dict(every_steps=100, keep=2))
+    config.checkpoint.update(dict(every_steps=200, keep=2))
     config.workdir = "workdir/tiny"
     return config

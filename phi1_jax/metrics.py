@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
 from phi1_jax.model_config import PhiConfig
 
@@ -90,20 +91,32 @@ class MetricsWriter:
     def __init__(self, workdir: str, total_steps: int, enabled: bool = True):
         self.total_steps = total_steps
         self.enabled = enabled
+        self._path = epath.Path(workdir) / "metrics.jsonl"
+        # Object stores (gs://) cannot append: there the whole file is rewritten at every log line.
+        self._remote = "://" in workdir
+        self._lines: list[str] = []
         self._jsonl = None
         self._tb = None
         if enabled:
             from tensorboardX import SummaryWriter
 
-            self._jsonl = open(f"{workdir}/metrics.jsonl", "a")
+            if self._remote:
+                self._lines = self._path.read_text().splitlines(True) if self._path.exists() else []
+            else:
+                self._jsonl = open(self._path, "a")
             self._tb = SummaryWriter(f"{workdir}/tensorboard")
 
     def write(self, step: int, values: Mapping[str, float], eta_s: Optional[float] = None) -> None:
         if not self.enabled:
             return
         record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in values.items()}}
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        line = json.dumps(record) + "\n"
+        if self._remote:
+            self._lines.append(line)
+            self._path.write_text("".join(self._lines))
+        else:
+            self._jsonl.write(line)
+            self._jsonl.flush()
         for name, value in values.items():
             self._tb.add_scalar(name, float(value), step)
         shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
@@ -112,7 +125,8 @@ class MetricsWriter:
 
     def close(self) -> None:
         if self.enabled:
-            self._jsonl.close()
+            if self._jsonl:
+                self._jsonl.close()
             self._tb.close()
 
 

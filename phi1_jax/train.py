@@ -87,23 +87,23 @@ def _check_writable(workdir: str) -> None:
         raise ConfigError(f"workdir {workdir} is not writable: {error}") from error
 
 
-def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
-    """This host's slice of the global batch, as a resumable `TrainIterator`."""
+def _loader() -> Any:
+    """data_pipeline.loader, imported on first use: it pulls in TensorFlow and seqio, which the
+    benchmarks and the model-only code paths do without."""
     from data_pipeline import loader
 
+    return loader
+
+
+def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
+    """This host's slice of the global batch, as a resumable `TrainIterator`."""
     try:
-        return loader.make_train_iterator(
+        return _loader().make_train_iterator(
             config.data, seq_len=config.train.seq_len,
             batch_size=config.train.global_batch_size // jax.process_count(),
             shard_index=jax.process_index(), shard_count=jax.process_count(), seed=seed, split=split)
     except (FileNotFoundError, ValueError, KeyError) as error:
         raise ConfigError(f"data ({config.data.mixture!r}, split {split!r}): {error}") from error
-
-
-def _data_vocab_size(config: ml_collections.ConfigDict) -> int:
-    from data_pipeline import loader
-
-    return loader.vocab_info(config.data).vocab_size
 
 
 def global_batch(local: dict[str, np.ndarray], batch_sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
@@ -187,22 +187,27 @@ def evaluate(config: ml_collections.ConfigDict, program: Program, params: Any) -
 
 
 class _Preemption:
-    """Turns SIGTERM (how TPU VMs and most schedulers announce preemption) into a flag."""
+    """SIGTERM (how TPU VMs and most schedulers announce preemption) as a flag checked every step.
+
+    With several processes, JAX's coordination service already catches SIGTERM and agrees on a
+    step at which every host stops (orbax's `reached_preemption`), so no handler is installed."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._multihost = jax.process_count() > 1
+        self._previous = None if self._multihost else signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, *_: Any) -> None:
         self.requested = True
 
     def reached(self, manager: Any, step: int) -> bool:
-        if jax.process_count() > 1:  # every host must stop at the same step
-            return manager.reached_preemption(step)
+        if self._multihost:
+            self.requested = self.requested or manager.reached_preemption(step)
         return self.requested
 
     def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        if not self._multihost:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _loop(config: ml_collections.ConfigDict, program: Program, state: TrainState, batches: Iterator,
@@ -262,7 +267,7 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
     if is_main:
         (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
     batches = open_data(config, "train", seed=train_cfg.seed)
-    vocab_size = _data_vocab_size(config)
+    vocab_size = _loader().vocab_info(config.data).vocab_size
     if vocab_size > model_config.vocab_size:
         raise ConfigError(f"the data's vocabulary has {vocab_size} tokens, model.vocab_size is only "
                           f"{model_config.vocab_size}")
@@ -293,10 +298,11 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def _initialize_distributed() -> None:
-    """`jax.distributed.initialize()` when this is one of several processes (TPU pod slices, SLURM,
-    or an explicit coordinator); a single process skips it."""
+    """`jax.distributed.initialize()` when this is one of several processes; it finds its peers
+    itself on TPU VMs (metadata server), GKE and SLURM. A single process skips it. tpu/launch.sh
+    sets PHI1_DISTRIBUTED=1, since a TPU VM's shell carries no sign of the other workers."""
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    if ("," in hosts or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if (os.environ.get("PHI1_DISTRIBUTED") == "1" or "," in hosts or os.environ.get("JAX_COORDINATOR_ADDRESS")
             or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
         jax.distributed.initialize()
 

@@ -43,7 +43,8 @@ def make_manager(workdir: str, keep: int, permanent_every_steps: int, use_async:
         enable_async_checkpointing=use_async,
         cleanup_tmp_directories=True,  # debris of a save that a kill interrupted
     )
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    root = workdir if "://" in workdir else os.path.abspath(workdir)  # gs:// stays as it is
+    return ocp.CheckpointManager(f"{root}/checkpoints", options=options)
 
 
 def save(manager: ocp.CheckpointManager, state: TrainState, config: PhiConfig,

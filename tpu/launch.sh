@@ -18,6 +18,6 @@ CONFIG="$1"; shift
 ARGS=$(printf ' %q' "$@")
 
 "${GCLOUD_TPU[@]}" ssh "$TPU_NAME" --worker=all --command="cd phi1-jax && \
-  nohup .venv/bin/python -m phi1_jax.train --config=$CONFIG --config.workdir=$WORKDIR $ARGS \
+  PHI1_DISTRIBUTED=1 nohup .venv/bin/python -m phi1_jax.train --config=$CONFIG --config.workdir=$WORKDIR $ARGS \
   > train.log 2>&1 < /dev/null & echo \$! > train.pid"
 echo "started on all workers of $TPU_NAME; follow with: $0 --logs"
