@@ -55,6 +55,9 @@ from data_pipeline import packing, records, tasks, vocabularies
 STATE_VERSION = 1
 # Mixture draws are made this many at a time from one seeded generator per block.
 _DRAW_BLOCK = 4096
+# Chunks fetched from tf.data per Python-side read: one eager get_next costs about as much as
+# tokenizing a short document, so chunks come in batches.
+_CHUNKS_PER_READ = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,16 @@ def cached_task_dir(task: seqio.Task, cache_dir: str) -> str | None:
     return path if tf.io.gfile.exists(os.path.join(path, "COMPLETED")) else None
 
 
+def _chunks(batches: tf.data.Dataset) -> Iterator[tuple[np.ndarray, bool]]:
+    """(tokens, last chunk of its document) for each chunk of batches made by `ragged_batch`."""
+    for batch in batches:
+        tokens = batch["targets"].flat_values.numpy()
+        splits = batch["targets"].row_splits.numpy()
+        last = (batch["chunk_index"] == batch["num_chunks"] - 1).numpy()
+        for i in range(len(last)):
+            yield tokens[splits[i]:splits[i + 1]], bool(last[i])
+
+
 class _TaskStream:
     """One Task's chunks for this host, with a position that can be saved and restored."""
 
@@ -100,7 +113,8 @@ class _TaskStream:
         if self.cache:
             self._check_cache()
         self.pos = {"epoch": 0, "unit": 0, "records": 0, "chunk": 0, "offset": 0}
-        self._chunks: Iterator[dict] | None = None
+        self._chunks: Iterator[tuple[np.ndarray, bool]] | None = None
+        self._from_start: dict[int, tf.data.Dataset] = {}
         self._current: np.ndarray | None = None
         self._last_in_record = False
 
@@ -123,20 +137,33 @@ class _TaskStream:
             return list(range(len(self.units)))
         return tasks.unit_order(len(self.units), self.seed, self.pos["epoch"])
 
-    def _open(self) -> Iterator[dict]:
-        shard, index, count = self.units[self._order()[self.pos["unit"]]]
+    def _dataset(self, unit: int, skip: int) -> tf.data.Dataset:
+        """Chunks of one reading unit after its first `skip` records (skipped before tokenizing)."""
+        shard, index, count = self.units[unit]
         if self.cache:
             # seqio's reader of its cache layout, pointed at this cache explicitly (Task.cache_dir
             # would search seqio's global cache directories instead).
             cached = seqio.dataset_providers._CachedDataSource(self.cache, self.split)
             ds = cached.get_dataset(self.split, shuffle=False,
                                     shard_info=seqio.ShardInfo(shard, len(self.source.shards)))
-            ds = ds.shard(count, index).skip(self.pos["records"])
+            ds = ds.shard(count, index).skip(skip)
         else:
             ds = self.source.shard_dataset(self.source.shards[shard], self.split)
-            ds = self.task.preprocess_precache(ds.shard(count, index).skip(self.pos["records"]))
+            ds = self.task.preprocess_precache(ds.shard(count, index).skip(skip))
         ds = self.task.preprocess_postcache(ds, {"targets": self.seq_len})
-        chunks = ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+        return ds.ragged_batch(_CHUNKS_PER_READ).prefetch(tf.data.AUTOTUNE)
+
+    def _open(self) -> Iterator[tuple[np.ndarray, bool]]:
+        unit = self._order()[self.pos["unit"]]
+        if self.pos["records"]:
+            ds = self._dataset(unit, self.pos["records"])
+        else:
+            # Building a pipeline traces seqio's preprocessors (a noticeable fraction of a second);
+            # a unit read from its start reuses the one built in an earlier epoch.
+            if unit not in self._from_start:
+                self._from_start[unit] = self._dataset(unit, 0)
+            ds = self._from_start[unit]
+        chunks = _chunks(ds)
         for _ in range(self.pos["chunk"]):
             next(chunks)
         return chunks
@@ -161,8 +188,7 @@ class _TaskStream:
                     raise records.EmptySourceError(
                         f"Task {self.task.name}: this host's shards hold no {self.split!r} records")
                 continue
-            self._current = chunk["targets"]
-            self._last_in_record = chunk["chunk_index"] == chunk["num_chunks"] - 1
+            self._current, self._last_in_record = chunk
             return True
 
     def take(self, max_tokens: int) -> tuple[np.ndarray | None, bool]:
