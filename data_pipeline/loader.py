@@ -24,15 +24,20 @@ pieces of at most `seq_len`; see tasks.py). Every time the previous chunk is use
 is taken from a Task drawn at random with the mixture's rates. Chunks fill rows back to back; a
 chunk that does not fit in what is left of a row is split at the row's end and continues in the
 next row as a new segment, so training rows have no padding and no token is dropped. Each epoch a
-host reads its shards in an order fixed by (seed, epoch); split "train" repeats forever, any other
-split is read once, Task after Task, and its last batch is padded with empty rows.
+host reads its shards in an order fixed by (seed, epoch), each shard front to back: documents are
+not shuffled inside a shard, so write shards in a shuffled order (the Beam stages do). Split
+"train" repeats forever; any other split is read once, Task after Task, and its last batch is
+padded with empty rows (segment id 0, loss weight 0).
+
+Multi-host: call with `shard_index=jax.process_index(), shard_count=jax.process_count()` and the
+per-host batch; each host's stream is deterministic on its own, so hosts need no coordination.
 
 Resume: `get_state()` is a small JSON dict: how many mixture draws were made, the active Task, and
 per Task (epoch, shard position, documents done in that shard, chunks done in the current
 document, tokens done in the current chunk). `set_state` re-opens each stream at that position,
 skipping whole shards and skipping already-read records *before* tokenization (seqio's
 `preprocess_precache` runs after the skip), so resuming costs one re-tokenized document per Task,
-not a replay of the run. Batches after `set_state(s)` equal those the saving iterator produced
+not a replay of the run (tf.data reads ahead of that point, but only forward). Batches after `set_state(s)` equal those the saving iterator produced
 after `get_state()` returned `s`.
 
 Cache: when `cache_dir` holds a completed cache of a Task (one cache file per source shard, in
