@@ -9,7 +9,10 @@ Both sides read the same documents (the mixture's Tasks, in the same order), app
 into chunks of at most seq_len and pack rows with segment ids and positions; both count only real
 (non-padding) tokens. The peer tokenizes one document at a time with `SentencePieceProcessor.encode`
 and packs with Python lists; it reads each Task's shards in order without mixing, which can only
-flatter it.
+flatter it. With the default 2M tokens the standard library (about 10M tokens) is still in its
+first epoch, so the loader really tokenizes what it delivers. A mixture smaller than the timed
+tokens (e.g. embedded_code_exercises, ~20k tokens per epoch) is replayed from memory after its
+first epoch, and the peer stops after one epoch: that ratio measures replay, not tokenization.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ not shuffled inside a shard, so write shards in a shuffled order (the Beam stage
 "train" repeats forever; any other split is read once, Task after Task, and its last batch is
 padded with empty rows (segment id 0, loss weight 0).
 
+Small shards (up to 64 MiB of tokens per Task stream in all) are kept in memory after their first
+full read and replayed in later epochs; the replayed chunks are the ones tokenization produced, so
+batches are unchanged.
+
 Multi-host: call with `shard_index=jax.process_index(), shard_count=jax.process_count()` and the
 per-host batch; each host's stream is deterministic on its own, so hosts need no coordination.
 
@@ -63,6 +67,8 @@ _DRAW_BLOCK = 4096
 # Chunks fetched from tf.data per Python-side read: one eager get_next costs about as much as
 # tokenizing a short document, so chunks come in batches.
 _CHUNKS_PER_READ = 64
+# Token bytes per Task stream that may be kept to replay small shards from memory.
+_MEMORY_BUDGET = 64 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +126,8 @@ class _TaskStream:
         self.pos = {"epoch": 0, "unit": 0, "records": 0, "chunk": 0, "offset": 0}
         self._chunks: Iterator[tuple[np.ndarray, bool]] | None = None
         self._from_start: dict[int, tf.data.Dataset] = {}
+        self._memory: dict[int, list[tuple[np.ndarray, bool]]] = {}
+        self._memory_bytes = 0
         self._current: np.ndarray | None = None
         self._last_in_record = False
 
@@ -160,18 +168,41 @@ class _TaskStream:
 
     def _open(self) -> Iterator[tuple[np.ndarray, bool]]:
         unit = self._order()[self.pos["unit"]]
-        if self.pos["records"]:
-            ds = self._dataset(unit, self.pos["records"])
+        if unit in self._memory:
+            chunks = iter(self._memory[unit])
+            documents = 0
+            while documents < self.pos["records"]:
+                documents += next(chunks)[1]
+        elif self.pos["records"]:
+            chunks = _chunks(self._dataset(unit, self.pos["records"]))
         else:
             # Building a pipeline traces seqio's preprocessors (a noticeable fraction of a second);
             # a unit read from its start reuses the one built in an earlier epoch.
             if unit not in self._from_start:
                 self._from_start[unit] = self._dataset(unit, 0)
-            ds = self._from_start[unit]
-        chunks = _chunks(ds)
+            chunks = self._remember(unit, _chunks(self._from_start[unit]))
         for _ in range(self.pos["chunk"]):
             next(chunks)
         return chunks
+
+    def _remember(self, unit: int, chunks: Iterator[tuple[np.ndarray, bool]]
+                  ) -> Iterator[tuple[np.ndarray, bool]]:
+        """Passes `chunks` through and, when the whole unit fits in what is left of
+        `_MEMORY_BUDGET`, keeps it so later epochs replay it from memory (small sources such as
+        the embedded data or a finetuning set repeat many times; the chunks are the same)."""
+        kept: list | None = []
+        size = 0
+        for item in chunks:
+            if kept is not None:
+                size += item[0].nbytes
+                if self._memory_bytes + size > _MEMORY_BUDGET:
+                    kept = None
+                else:
+                    kept.append(item)
+            yield item
+        if kept is not None:
+            self._memory[unit] = kept
+            self._memory_bytes += size
 
     def _next_chunk(self) -> bool:
         """Loads the next chunk into `_current`; False at the end of a split read once."""

@@ -232,3 +232,31 @@ def test_malformed_shard_stops_training_with_file_and_line(tmp_path, shard_dirs)
     config.sources = {"exercises": str(bad)}
     with pytest.raises(Exception, match=f"{bad}:2"):
         next(loader.make_train_iterator(config, seq_len=SEQ_LEN, batch_size=1))
+
+
+def test_small_sources_replay_later_epochs_from_memory_exactly(monkeypatch):
+    """The embedded exercises (about 20k tokens) repeat every ~20 batches here: epochs replayed
+    from memory, and a resume in the middle of one, match a run that re-reads every epoch."""
+    config = ml_collections.ConfigDict(dict(mixture="embedded_code_exercises", vocabulary="",
+                                            eval_split="validation", cache_dir=""))
+    make = lambda: loader.make_train_iterator(config, seq_len=SEQ_LEN, batch_size=8, seed=2)
+    remembering = make()
+    first = _take(remembering, 45)
+    state = remembering.get_state()
+    later = _take(remembering, 20)
+    assert state["tasks"]["phi1_embedded_exercises"]["epoch"] >= 2
+    assert remembering.streams[0]._memory
+    monkeypatch.setattr(loader, "_MEMORY_BUDGET", 0)
+    rereading = make()
+    for want, got in zip(first + later, _take(rereading, 65)):
+        np.testing.assert_array_equal(want["decoder_target_tokens"], got["decoder_target_tokens"])
+    assert not rereading.streams[0]._memory
+    resumed = make()
+    resumed.set_state(state)
+    for want, got in zip(later, _take(resumed, 20)):
+        np.testing.assert_array_equal(want["decoder_target_tokens"], got["decoder_target_tokens"])
+    # Rewinding an iterator that holds the epoch in memory replays from memory, skipping
+    # the documents already done.
+    remembering.set_state(state)
+    for want, got in zip(later, _take(remembering, 20)):
+        np.testing.assert_array_equal(want["decoder_target_tokens"], got["decoder_target_tokens"])
