@@ -41,8 +41,14 @@ from phi1_jax.train import build, global_batch
 # A dry run of the --gpu path on a CPU (`--gpu --model small --seq 128`).
 PHI1_SMALL_TEST = dict(vocab_size=1024, hidden_size=128, intermediate_size=512, num_layers=2, num_heads=2,
                        max_position_embeddings=256)
-CPU_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=4,
-                 max_position_embeddings=256)
+# Two phi-shaped models (head size 64 as in phi-1, MLP 4x hidden); the CPU run measures both, since
+# which side wins depends on the width (XLA's float32 GEMMs lag MKL's at hidden 256, torch slows at 512).
+CPU_MODELS = {
+    "h256": dict(vocab_size=2048, hidden_size=256, intermediate_size=1024, num_layers=4, num_heads=4,
+                 max_position_embeddings=256),
+    "h512": dict(vocab_size=2048, hidden_size=512, intermediate_size=2048, num_layers=4, num_heads=8,
+                 max_position_embeddings=256),
+}
 
 
 def train_config(model: dict[str, Any], batch: int, seq_len: int, microbatches: int = 1):
@@ -131,7 +137,7 @@ def _rss_kib(field: str) -> int:
 
 def memory_child(side: str, steps: int, args: argparse.Namespace) -> None:
     """Runs one side alone and prints how much its resident set grew during the steps."""
-    config = train_config(CPU_MODEL, args.batch, args.seq)
+    config = train_config(CPU_MODELS[args.shape], args.batch, args.seq)
     batch = synthetic_batch(args.batch, args.seq, config.model.vocab_size)
     ours = Ours(config, batch)
     runner = ours if side == "ours" else HF(config, ours.state.params, batch)
@@ -147,13 +153,14 @@ def memory_child(side: str, steps: int, args: argparse.Namespace) -> None:
 
 
 def child_memory(side: str, args: argparse.Namespace) -> dict[str, float]:
-    command = [sys.executable, __file__, "--memory-child", side, "--batch", str(args.batch), "--seq", str(args.seq)]
+    command = [sys.executable, __file__, "--memory-child", side, "--shape", args.shape, "--batch", str(args.batch),
+               "--seq", str(args.seq)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def cpu_benchmark(args: argparse.Namespace) -> None:
-    config = train_config(CPU_MODEL, args.batch, args.seq)
+    config = train_config(CPU_MODELS[args.shape], args.batch, args.seq)
     model_config = PhiConfig.from_dict(config.model)
     batch = synthetic_batch(args.batch, args.seq, model_config.vocab_size)
     ours = Ours(config, batch)
@@ -170,7 +177,7 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
     flops = flops_per_token(model_config, args.seq)
     ours_tps, hf_tps = tokens / statistics.median(ours_times), tokens / statistics.median(hf_times)
     ours_mem, hf_mem = child_memory("ours", args), child_memory("hf", args)
-    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, {os.cpu_count()} CPUs; "
+    print(f"== {args.shape}: device {jax.devices()[0].device_kind} x{jax.device_count()}, {os.cpu_count()} CPUs; "
           f"model {model_config.num_params():,} params, batch {args.batch} x seq {args.seq}, float32")
     print(f"first-step loss: ours {first_ours:.6f}  HF {first_hf:.6f}")
     print(f"median step: ours {statistics.median(ours_times) * 1e3:.1f} ms  HF {statistics.median(hf_times) * 1e3:.1f} ms"
@@ -235,17 +242,21 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=None, help="default 256 on CPU, 2048 on --gpu")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--shape", choices=sorted(CPU_MODELS), action="append",
+                        help="CPU model shape(s) to compare (default: all)")
     parser.add_argument("--memory-child", choices=("ours", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.seq = args.seq or (2048 if args.gpu else 256)
     if args.memory_child:
+        args.shape = args.shape[0]
         memory_child(args.memory_child, max(args.warmup, 2), args)
     elif args.gpu and "," in args.gpu_variants:
         gpu_benchmark(args)
     elif args.gpu:
         gpu_variant(args, args.gpu_variants)
     else:
-        cpu_benchmark(args)
+        for shape in args.shape or sorted(CPU_MODELS):
+            cpu_benchmark(argparse.Namespace(**{**vars(args), "shape": shape}))
 
 
 if __name__ == "__main__":
