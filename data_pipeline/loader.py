@@ -41,8 +41,8 @@ per Task (epoch, shard position, documents done in that shard, chunks done in th
 document, tokens done in the current chunk). `set_state` re-opens each stream at that position,
 skipping whole shards and skipping already-read records *before* tokenization (seqio's
 `preprocess_precache` runs after the skip), so resuming costs one re-tokenized document per Task,
-not a replay of the run (tf.data reads ahead of that point, but only forward). Batches after `set_state(s)` equal those the saving iterator produced
-after `get_state()` returned `s`.
+not a replay of the run (tf.data reads ahead of that point, but only forward). Batches after
+`set_state(s)` equal those the saving iterator produced after `get_state()` returned `s`.
 
 Cache: when `cache_dir` holds a completed cache of a Task (one cache file per source shard, in
 source order; see cache.py), its chunks are read from the cache instead of tokenizing, and give the

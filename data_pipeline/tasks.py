@@ -10,7 +10,7 @@ Sources and their Tasks:
 | `textbook`      | synthetic textbook shards                      | `phi1_textbook`       |
 | `exercises`     | synthetic exercise shards                      | `phi1_exercises`      |
 | embedded stack  | the interpreter's standard library             | `phi1_embedded_stack` |
-| embedded ...    | `data_pipeline/embedded/{textbook,exercises}.jsonl` | `phi1_embedded_textbook`, `phi1_embedded_exercises` |
+| embedded ...    | `embedded/textbook.jsonl`, `embedded/exercises.jsonl` | `phi1_embedded_textbook`, ... |
 
 Mixtures (`MIXTURES`): `code_textbook` (stack + stackoverflow + textbook; pretraining),
 `code_exercises` (exercises; finetuning), `embedded_code_textbook`, `embedded_code_exercises`.
@@ -24,8 +24,9 @@ of at most `sequence_length["targets"]` tokens (never truncated). Chunks carry `
 Splits: a record belongs to `validation` when crc32 of its id falls in the first
 `VALIDATION_PERMILLE` of 1000 buckets, else to `train`; stable across runs, hosts and containers.
 
-Tasks are registered per vocabulary and per shard pattern: the default vocabulary gets the names
-above, any other configuration gets them with a `_<hash>` suffix (`task_names`).
+Tasks are registered per configuration: the embedded Tasks with the default vocabulary have the
+plain names above; Tasks over configured shards, and any other vocabulary, add a `_<hash>` suffix
+of their configuration (`task_names`), so neither the registry nor a cache confuses two of them.
 """
 
 from __future__ import annotations
