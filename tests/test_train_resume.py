@@ -62,14 +62,16 @@ def test_resume_after_sigkill_repeats_the_straight_run_exactly(tmp_path):
 
 
 def test_checkpoint_from_one_mesh_continues_on_another(tmp_path):
-    reference = run_config(str(tmp_path / "reference"), steps=6, schedule_steps=6)
+    reference = run_config(str(tmp_path / "reference"), steps=6)
     reference.mesh.update(dict(data=2, fsdp=4, tensor=1))
+    reference.checkpoint.every_steps = 4
     train(reference)
+    assert _checkpoint_steps(reference.workdir) == [4, 6]
 
-    first = run_config(str(tmp_path / "moved"), steps=4, schedule_steps=6)
-    first.mesh.update(dict(data=2, fsdp=4, tensor=1))
-    train(first)
-    moved = run_config(first.workdir, steps=6, schedule_steps=6)
+    # The same run stopped after step 4 (its checkpoint written on (2,4,1)) goes on on (1,2,4).
+    moved = run_config(str(tmp_path / "moved"), steps=6)
+    shutil.copytree(os.path.join(reference.workdir, "checkpoints", "4"),
+                    os.path.join(moved.workdir, "checkpoints", "4"))
     moved.mesh.update(dict(data=1, fsdp=2, tensor=4))
     summary = train(moved)
     assert (summary["start_step"], summary["step"]) == (4, 6)
