@@ -318,6 +318,8 @@ class TrainIterator:
 def make_train_iterator(data_config, *, seq_len: int, batch_size: int, shard_index: int = 0,
                         shard_count: int = 1, seed: int = 0, split: str = "train") -> TrainIterator:
     """Packed batches of `data_config.mixture` for host `shard_index` of `shard_count`."""
+    if split not in tasks.SPLITS:
+        raise ValueError(f"unknown split {split!r}; the Tasks have {tasks.SPLITS}")
     mixture = tasks.register_mixture(
         data_config.mixture, vocabulary=data_config.vocabulary,
         sources=_field(data_config, "sources", {}), rates=_field(data_config, "mixture_rates", {}),

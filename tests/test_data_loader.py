@@ -207,6 +207,9 @@ def test_embedded_mixtures_and_missing_sources():
                                             eval_split="validation", cache_dir=""))
     with pytest.raises(ValueError, match="config.data.sources.stack"):
         loader.make_train_iterator(config, seq_len=64, batch_size=2)
+    config.mixture = "embedded_code_exercises"
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        loader.make_train_iterator(config, seq_len=64, batch_size=2, split="test")
     config.mixture = "nope"
     with pytest.raises(ValueError, match="unknown mixture"):
         loader.make_train_iterator(config, seq_len=64, batch_size=2)
