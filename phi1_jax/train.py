@@ -180,8 +180,8 @@ def evaluate(config: ml_collections.ConfigDict, program: Program, params: Any) -
     """Mean token loss over `eval_steps` batches of the held-out split (the same batches every time)."""
     batches = open_data(config, config.data.eval_split, seed=0)
     loss_sum, count = 0.0, 0.0
-    for _ in range(config.train.eval_steps):
-        loss, weight = program.eval(params, global_batch(next(batches), program.batch_sharding))
+    for _, batch in zip(range(config.train.eval_steps), batches):  # a small split may end sooner
+        loss, weight = program.eval(params, global_batch(batch, program.batch_sharding))
         loss_sum, count = loss_sum + float(loss), count + float(weight)
     return loss_sum / max(count, 1.0)
 
