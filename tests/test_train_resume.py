@@ -79,11 +79,12 @@ def test_checkpoint_from_one_mesh_continues_on_another(tmp_path):
     np.testing.assert_allclose([got[5], got[6]], [want[5], want[6]], rtol=1e-5)
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+def test_keep_n_plus_permanent_and_a_corrupt_latest_step_falls_back(tmp_path, caplog):
     config = run_config(str(tmp_path / "run"), steps=6)
+    config.checkpoint.update(dict(every_steps=1, keep=2, permanent_every_steps=3))
     train(config)
     first = _losses(config.workdir)
-    assert _checkpoint_steps(config.workdir) == [3, 6]
+    assert _checkpoint_steps(config.workdir) == [3, 5, 6]  # the last 2, plus every multiple of 3
     # Damage step 6 the way a crash mid-copy would: its parameter data is gone.
     params_dir = os.path.join(config.workdir, "checkpoints", "6", "params")
     for entry in os.listdir(params_dir):
@@ -92,10 +93,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
 
     with caplog.at_level(logging.WARNING):
         summary = train(config)
-    assert summary["start_step"] == 3
+    assert summary["start_step"] == 5
     assert any("step 6 cannot be restored" in r.getMessage() for r in caplog.records)
-    again = _losses(config.workdir)
-    assert [again[s] for s in (4, 5, 6)] == [first[s] for s in (4, 5, 6)]
+    assert _losses(config.workdir)[6] == first[6]
 
 
 def test_finetuning_starts_from_a_checkpoint_in_the_other_layer_layout(tmp_path):
