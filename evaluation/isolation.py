@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 
 CHOICES = ("auto", "bwrap", "unshare", "none")
+# World-writable directories every sandbox covers with a fresh tmpfs.
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -32,17 +34,19 @@ class Launcher:
 
 def interpreter_mounts() -> tuple[tuple[str, str], ...]:
     """(hidden directory, directory inside it to show again) for every directory of this Python
-    (its prefixes and sys.path) that sits below a directory other users cannot enter, such as a
-    pyenv interpreter in a 0700 /root. A sample runs as an unprivileged uid and must still import
-    the standard library; in its own mount namespace the hidden directory becomes an empty tmpfs
-    with only the interpreter's directory bound back, read-only, so nothing else there shows."""
-    needed = {sys.base_prefix, sys.prefix, sys.exec_prefix, *(p for p in sys.path if os.path.isdir(p))}
+    (its prefixes, sys.path and this checkout) that sits below a directory other users cannot
+    enter, such as a pyenv interpreter in a 0700 /root, or below one of `PRIVATE_DIRS`, such as a
+    checkout in /tmp. A sample runs as an unprivileged uid and must still import the standard
+    library; in its own mount namespace the hidden directory becomes an empty tmpfs with only the
+    interpreter's directory bound back, read-only, so nothing else there shows."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    needed = {sys.base_prefix, sys.prefix, sys.exec_prefix, checkout, *(p for p in sys.path if os.path.isdir(p))}
     mounts = set()
     for directory in needed:
         parts = os.path.realpath(directory).split(os.sep)[1:]
         for depth in range(1, len(parts)):
             ancestor = os.sep + os.path.join(*parts[:depth])
-            if not os.stat(ancestor).st_mode & 0o001:
+            if ancestor in PRIVATE_DIRS or not os.stat(ancestor).st_mode & 0o001:
                 mounts.add((ancestor, os.path.join(ancestor, parts[depth])))
                 break
     return tuple(sorted(mounts))
@@ -57,7 +61,7 @@ def _bwrap_prefix() -> tuple[str, ...]:
     else:
         privileges = ("--unshare-user",)
     shown = []
-    for hidden in sorted({hidden for hidden, _ in interpreter_mounts()}):
+    for hidden in sorted({hidden for hidden, _ in interpreter_mounts()} - set(PRIVATE_DIRS)):
         shown += ["--tmpfs", hidden]
     for _, directory in interpreter_mounts():
         shown += ["--ro-bind", directory, directory]

@@ -42,6 +42,7 @@ MORE_MODULES = ("array", "atexit", "bisect", "calendar", "dataclasses", "datetim
                 "unicodedata")
 
 from evaluation.harness import FAIL, PASS, run_sample
+from evaluation.isolation import PRIVATE_DIRS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -92,14 +93,15 @@ def _mount_tmpfs(target: str, mode: str) -> bool:
 
 def _mount_private_dirs(interpreter_mounts: list) -> bool:
     """In our own mount namespace: fresh tmpfs over the world-writable directories, and the
-    interpreter's directories shown again inside the ones samples cannot enter (see
-    `evaluation.isolation.interpreter_mounts`); bind sources are opened before they are covered."""
-    for target in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(target) and not _mount_tmpfs(target, "1777"):
-            return False
+    interpreter's directories shown again inside the ones samples cannot enter or that the tmpfs
+    covers (see `evaluation.isolation.interpreter_mounts`); bind sources are opened before they
+    are covered."""
     sources = {directory: os.open(directory, os.O_PATH) for _, directory in interpreter_mounts}
     try:
-        for hidden in sorted({hidden for hidden, _ in interpreter_mounts}):
+        for target in PRIVATE_DIRS:
+            if os.path.isdir(target) and not _mount_tmpfs(target, "1777"):
+                return False
+        for hidden in sorted({hidden for hidden, _ in interpreter_mounts} - set(PRIVATE_DIRS)):
             if not _mount_tmpfs(hidden, "755"):
                 return False
         for directory, fd in sources.items():
