@@ -36,22 +36,29 @@ def xla_attention(
     dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
     """Reference attention. q `[b, s, heads, d]`, k and v `[b, t, kv_heads, d]`, mask `[b, 1, s, t]`
-    (None: causal over equal-length q and kv)."""
+    (None: causal over equal-length q and kv).
+
+    Softmax in float32, normalised after the product with v: dividing `[b, s, heads, d]` instead of
+    the `[b, heads, s, t]` probabilities saves a pass over the largest tensor in both directions
+    (about 8% of a CPU train step)."""
     batch, q_len, heads, head_dim = q.shape
     kv_heads = k.shape[2]
     groups = heads // kv_heads
-    q = q.reshape(batch, q_len, kv_heads, groups, head_dim)
+    q = (q * head_dim**-0.5).reshape(batch, q_len, kv_heads, groups, head_dim)
     logits = jnp.einsum("bskgd,btkd->bkgst", q, k, preferred_element_type=jnp.float32)
-    logits = logits * (head_dim**-0.5)
     if mask is None:
         mask = jnp.tril(jnp.ones((q_len, k.shape[1]), dtype=bool))[None, None]
     logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(logits, axis=-1)
+    # Softmax is shift-invariant, so the max needs no gradient; a row with every key masked sees
+    # all-equal logits and averages instead of producing NaN.
+    weights = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
+    denominator = jnp.sum(weights, axis=-1)
     if dropout_rate > 0.0 and dropout_rng is not None:
-        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
-    out = jnp.einsum("bkgst,btkd->bskgd", probs.astype(v.dtype), v)
-    return out.reshape(batch, q_len, heads, head_dim)
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
+        weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+    out = jnp.einsum("bkgst,btkd->bskgd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    out = out / jnp.moveaxis(denominator, -1, 1)[..., None]
+    return out.astype(v.dtype).reshape(batch, q_len, heads, head_dim)
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -53,11 +53,23 @@ def _constant(init: Any, names: tuple[str, ...]) -> Any:
     return nn.with_logical_partitioning(init, names, rules=())
 
 
+class _TokenMajorDense(nn.DenseGeneral):
+    """DenseGeneral on a 2-D `[tokens, features_in]` view of its input. Given `[batch, seq, ...]`,
+    XLA:CPU lays out the weight gradient's dot with a transposing copy of the output gradient,
+    which made the backward pass about 2.5x slower than on the flattened view."""
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        contracted = len(self.axis) if isinstance(self.axis, tuple) else 1
+        leading = inputs.shape[:inputs.ndim - contracted]
+        out = super().__call__(inputs.reshape(-1, *inputs.shape[inputs.ndim - contracted:]))
+        return out.reshape(*leading, *out.shape[1:])
+
+
 def _linear(config: PhiConfig, features: int | tuple[int, ...], kernel_names: tuple[str, ...], name: str,
             axis: int | tuple[int, ...] = -1) -> nn.DenseGeneral:
     """A biased linear layer (every Linear of phi-1 has a bias); the bias takes the output names."""
     out_names = kernel_names[-len(features):] if isinstance(features, tuple) else kernel_names[-1:]
-    return nn.DenseGeneral(
+    return _TokenMajorDense(
         features=features,
         axis=axis,
         dtype=config.compute_dtype,
