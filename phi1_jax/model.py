@@ -17,6 +17,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from phi1_jax import attention as attention_lib
 from phi1_jax.model_config import PhiConfig
@@ -91,6 +92,24 @@ def _layer_norm(config: PhiConfig, name: str) -> nn.LayerNorm:
     )
 
 
+class _ProjectionWeights(nn.Module):
+    """The kernel `[embed, heads, head_dim]` and bias of one of q_proj / k_proj / v_proj. Declared
+    apart (HF's parameter names) but multiplied together: one fused q|k|v matmul is faster on every
+    backend than three narrow ones, in both directions."""
+
+    config: PhiConfig
+    heads: int
+
+    @nn.compact
+    def __call__(self) -> tuple[jax.Array, jax.Array]:
+        cfg = self.config
+        kernel = self.param("kernel", _normal(cfg, ("embed", "heads", "kv")),
+                            (cfg.hidden_size, self.heads, cfg.head_size), cfg.weights_dtype)
+        bias = self.param("bias", _constant(nn.initializers.zeros_init(), ("heads", "kv")),
+                          (self.heads, cfg.head_size), cfg.weights_dtype)
+        return kernel, bias
+
+
 class PhiAttention(nn.Module):
     """Multi-head self-attention with partial rotary and an optional KV cache."""
 
@@ -109,13 +128,16 @@ class PhiAttention(nn.Module):
     ) -> tuple[jax.Array, Optional[KVCache]]:
         cfg = self.config
 
-        def project(name: str, heads: int) -> jax.Array:
-            out = _linear(cfg, (heads, cfg.head_size), ("embed", "heads", "kv"), name)(x)
-            return nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
-
-        q = project("q_proj", cfg.num_heads)
-        k = project("k_proj", cfg.kv_heads)
-        v = project("v_proj", cfg.kv_heads)
+        heads = {"q_proj": cfg.num_heads, "k_proj": cfg.kv_heads, "v_proj": cfg.kv_heads}
+        weights = [_ProjectionWeights(cfg, n, name=name)() for name, n in heads.items()]
+        kernel = jnp.concatenate([w.reshape(cfg.hidden_size, -1) for w, _ in weights], axis=1)
+        bias = jnp.concatenate([b.reshape(-1) for _, b in weights])
+        tokens = x.reshape(-1, cfg.hidden_size)
+        qkv = jnp.dot(tokens, kernel.astype(cfg.compute_dtype)) + bias.astype(cfg.compute_dtype)
+        splits = np.cumsum([n * cfg.head_size for n in heads.values()])[:-1]
+        q, k, v = (nn.with_logical_constraint(part.reshape(*x.shape[:-1], -1, cfg.head_size),
+                                              ("batch", "length", "heads", "kv"))
+                   for part in jnp.split(qkv, splits, axis=-1))
         q = apply_partial_rotary(q, cos, sin)
         k = apply_partial_rotary(k, cos, sin)
 
