@@ -322,7 +322,9 @@ def make_train_iterator(data_config, *, seq_len: int, batch_size: int, shard_ind
         raise ValueError(f"unknown split {split!r}; the Tasks have {tasks.SPLITS}")
     mixture = tasks.register_mixture(
         data_config.mixture, vocabulary=data_config.vocabulary,
-        sources=_field(data_config, "sources", {}), rates=_field(data_config, "mixture_rates", {}),
+        sources=_field(data_config, "sources", {}),
+        rates={source: rate for source, rate in _field(data_config, "mixture_rates", {}).items()
+               if rate is not None},
         max_bad_fraction=float(_field(data_config, "max_bad_fraction", 0.001)))
     return TrainIterator(mixture, seq_len=seq_len, batch_size=batch_size, shard_index=shard_index,
                          shard_count=shard_count, seed=seed, split=split,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import ml_collections
+from ml_collections import config_dict
 
 from phi1_jax.model_config import PhiConfig
 
@@ -47,6 +48,11 @@ def get_default_config() -> ml_collections.ConfigDict:
         cache_dir="",  # where `python -m data_pipeline.cache` wrote the tokenized mixture; "" = on the fly
         # Record shards (file, directory or glob, local or gs://) of the non-embedded mixtures.
         sources=ml_collections.ConfigDict(dict(stack="", stackoverflow="", textbook="", exercises="")),
+        # Sampling rate per source of the mixture; unset = proportional to the source's tokens.
+        mixture_rates=ml_collections.ConfigDict({
+            source: config_dict.placeholder(float)
+            for source in ("stack", "stackoverflow", "textbook", "exercises",
+                           "embedded_stack", "embedded_textbook", "embedded_exercises")}),
         max_bad_fraction=0.001,
     ))
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
