@@ -26,6 +26,10 @@ def attention_mask(
     return (same_segment & occupied & causal)[:, None]
 
 
+_CAUSAL_BLOCKS = 4
+_MIN_BLOCK = 64
+
+
 def xla_attention(
     q: jax.Array,
     k: jax.Array,
@@ -38,16 +42,36 @@ def xla_attention(
     """Reference attention. q `[b, s, heads, d]`, k and v `[b, t, kv_heads, d]`, mask `[b, 1, s, t]`
     (None: causal over equal-length q and kv).
 
-    Softmax in float32, normalised after the product with v: dividing `[b, s, heads, d]` instead of
-    the `[b, heads, s, t]` probabilities saves a pass over the largest tensor in both directions
-    (about 8% of a CPU train step)."""
+    Self-attention over a whole sequence (s == t: training and full forward passes; every mask
+    here is causal) is computed in `_CAUSAL_BLOCKS` query blocks, block i reading keys only up to
+    its own end: 10/16 of the score matrix instead of all of it."""
+    q_len, kv_len = q.shape[1], k.shape[1]
+    blocks = _CAUSAL_BLOCKS if q_len == kv_len and q_len % _CAUSAL_BLOCKS == 0 else 1
+    if blocks == 1 or q_len // blocks < _MIN_BLOCK:
+        return unblocked_attention(q, k, v, mask, 0, dropout_rate, dropout_rng)
+    size = q_len // blocks
+    outs = []
+    for i in range(blocks):
+        rows, cols = slice(i * size, (i + 1) * size), slice(0, (i + 1) * size)
+        block_mask = None if mask is None else mask[:, :, rows, cols]
+        block_rng = None if dropout_rng is None else jax.random.fold_in(dropout_rng, i)
+        outs.append(unblocked_attention(q[:, rows], k[:, cols], v[:, cols], block_mask, i * size,
+                                        dropout_rate, block_rng))
+    return jnp.concatenate(outs, axis=1)
+
+
+def unblocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, q_offset: int,
+                        dropout_rate: float, dropout_rng: jax.Array | None) -> jax.Array:
+    """Queries at slots `q_offset + arange(s)` against keys at slots `arange(t)`; mask None means
+    causal. Softmax in float32, normalised after the product with v: dividing `[b, s, heads, d]`
+    instead of the `[b, heads, s, t]` probabilities saves a pass over the largest tensor."""
     batch, q_len, heads, head_dim = q.shape
     kv_heads = k.shape[2]
     groups = heads // kv_heads
     q = (q * head_dim**-0.5).reshape(batch, q_len, kv_heads, groups, head_dim)
     logits = jnp.einsum("bskgd,btkd->bkgst", q, k, preferred_element_type=jnp.float32)
     if mask is None:
-        mask = jnp.tril(jnp.ones((q_len, k.shape[1]), dtype=bool))[None, None]
+        mask = (jnp.arange(k.shape[1])[None, :] <= q_offset + jnp.arange(q_len)[:, None])[None, None]
     logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
     # Softmax is shift-invariant, so the max needs no gradient; a row with every key masked sees
     # all-equal logits and averages instead of producing NaN.

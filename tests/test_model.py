@@ -90,6 +90,19 @@ def test_attention_implementations_agree(params):
                                    atol=1e-5)
 
 
+def test_blocked_causal_attention_equals_the_full_score_matrix():
+    """Long self-attention runs in query blocks that skip keys after each block's end; it must
+    equal one pass over the whole score matrix, for causal, packed and padded rows."""
+    from phi1_jax.attention import attention_mask, unblocked_attention, xla_attention
+    rng = np.random.RandomState(4)
+    q, k, v = (jnp.asarray(rng.randn(2, 256, 4, 16), jnp.float32) for _ in range(3))
+    segment_ids = jnp.asarray([[1] * 100 + [2] * 156, [1] * 200 + [0] * 56])
+    slots = jnp.arange(256)
+    for mask in (None, attention_mask(segment_ids, segment_ids, slots, slots)):
+        np.testing.assert_allclose(xla_attention(q, k, v, mask),
+                                   unblocked_attention(q, k, v, mask, 0, 0.0, None), atol=1e-6)
+
+
 @pytest.mark.parametrize("remat_policy", ["none", "full", "dots_with_no_batch_dims"])
 def test_scan_and_remat_compute_the_same_function(params, remat_policy):
     ids = np.random.RandomState(2).randint(0, 97, (2, 13))
