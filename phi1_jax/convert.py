@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -135,12 +135,14 @@ def config_to_hf(config: PhiConfig) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ tensor mapping
 
-class _Tensor:
+class _Tensor(NamedTuple):
     """One HF tensor: its name, its shape as the config implies, and how it maps to our tree."""
 
-    def __init__(self, name: str, path: tuple[str, ...], hf_shape: tuple[int, ...],
-                 to_ours: Callable[[np.ndarray], np.ndarray], to_hf: Callable[[np.ndarray], np.ndarray]):
-        self.name, self.path, self.hf_shape, self.to_ours, self.to_hf = name, path, hf_shape, to_ours, to_hf
+    name: str
+    path: tuple[str, ...]
+    hf_shape: tuple[int, ...]
+    to_ours: Callable[[np.ndarray], np.ndarray]
+    to_hf: Callable[[np.ndarray], np.ndarray]
 
 
 def _tensor_table(config: PhiConfig) -> list[_Tensor]:

@@ -3,7 +3,6 @@ implementations, the layer layouts, and the sampler against plain full-forward g
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import jax
@@ -14,6 +13,7 @@ import pytest
 from phi1_jax import Phi, PhiConfig, init_cache, init_params
 from phi1_jax.layer_stacking import stack_layers
 from phi1_jax.sampling import generate
+from phi1_jax.train import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = PhiConfig(vocab_size=97, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
@@ -21,10 +21,7 @@ TINY = PhiConfig(vocab_size=97, hidden_size=64, intermediate_size=160, num_layer
 
 
 def _model_config(name: str) -> PhiConfig:
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return PhiConfig.from_dict(module.get_config().model)
+    return PhiConfig.from_dict(load_config_file(os.path.join(ROOT, "configs", f"{name}.py")).model)
 
 
 def _count(config: PhiConfig) -> int:
