@@ -48,13 +48,21 @@ def processes_with(predicate) -> list[int]:
     return found
 
 
+def _choose_or_skip(name: str) -> None:
+    """Skip a level this machine cannot provide; but in CI, which installs bubblewrap, a bwrap that
+    is present and unusable is a sandbox bug (a checkout under /tmp once made it so, silently)."""
+    try:
+        isolation.choose(name)
+    except RuntimeError:
+        if name == "bwrap" and os.environ.get("CI") and shutil.which("bwrap"):
+            raise
+        pytest.skip(f"{name} does not work here")
+
+
 @pytest.fixture(scope="module", params=["bwrap", "unshare", "none"])
 def pool(request):
     """A pool per isolation level that works on this machine (CI: as root, with and without bwrap)."""
-    try:
-        isolation.choose(request.param)
-    except RuntimeError:
-        pytest.skip(f"{request.param} does not work here")
+    _choose_or_skip(request.param)
     with SandboxPool(2, isolation_name=request.param, quiet=True) as pool:
         yield pool
 
@@ -332,10 +340,7 @@ def alive(pids: set[int]) -> list[int]:
 
 @pytest.mark.parametrize("name", ["bwrap", "unshare", "none"])
 def test_closing_the_pool_mid_sample_leaves_nothing(name):
-    try:
-        isolation.choose(name)
-    except RuntimeError:
-        pytest.skip(f"{name} does not work here")
+    _choose_or_skip(name)
     marker = f"{MARKER}-close-{name}"
     endless = sample(f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 600; :', '{marker}'], "
                      "start_new_session=True)\nwhile True:\n    pass")
