@@ -38,5 +38,4 @@ def write_reports(out_dir: str, input_pattern: str, clusters: Sequence[clusters_
 
 
 def read_report(out_dir: str) -> dict:
-    with tf.io.gfile.GFile(f"{out_dir.rstrip('/')}/{REPORT_FILE}") as f:
-        return json.load(f)
+    return intake.read_json(f"{out_dir.rstrip('/')}/{REPORT_FILE}")

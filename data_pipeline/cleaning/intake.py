@@ -30,6 +30,7 @@ class Entry:
     """A valid record and where it came from; `key` orders records by shard, then line."""
 
     key: str
+    location: str  # file:line
     record: dict
 
 
@@ -72,7 +73,7 @@ def scan_shard(path: str, shard_index: int, intake: ShardIntake,
         reason = rejection_reason(record["text"], max_chars)
         if reason is None:
             intake.records += 1
-            yield Entry(record_key(shard_index, line), record)
+            yield Entry(record_key(shard_index, line), f"{path}:{line}", record)
         else:
             intake.rejected.append({"id": record["id"], "location": f"{path}:{line}",
                                     "reason": reason})
@@ -114,3 +115,8 @@ def write_json(path: str, obj: Any) -> None:
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)
         f.write("\n")
+
+
+def read_json(path: str) -> Any:
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
