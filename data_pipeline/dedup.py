@@ -114,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, beam_args = parser.parse_known_args(argv)
     if beam_args and not args.beam:
         parser.error(f"unknown options {beam_args} (Beam options need --beam)")
-    config = minhash.MinHashConfig(args.threshold, args.num_perm, args.shingle_words)
-    report = dedup(args.input, args.out, config, args.max_chars, args.format,
-                   beam_args if args.beam else None)
+    try:
+        config = minhash.MinHashConfig(args.threshold, args.num_perm, args.shingle_words)
+        report = dedup(args.input, args.out, config, args.max_chars, args.format,
+                       beam_args if args.beam else None)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     print(f"kept {report['kept']} of {report['records_read']} records "
           f"(dropped {report['dropped']['exact']} exact, {report['dropped']['near']} near "
           f"duplicates in {report['clusters']} clusters); bad input: "

@@ -24,8 +24,8 @@ def write_reports(out_dir: str, input_pattern: str, clusters: Sequence[clusters_
                   intakes: Sequence[intake.ShardIntake], config: minhash.MinHashConfig) -> dict:
     rows = clusters_lib.cluster_rows(clusters)
     with tf.io.gfile.GFile(f"{out_dir.rstrip('/')}/{CLUSTERS_FILE}", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        # One write, even of nothing: GFile creates the file only when written to.
+        f.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     kinds = [kind for c in clusters for _, _, kind in c.dropped]
     usable = sum(i.records for i in intakes)
     report = {"input": input_pattern, "shards": len(intakes), "records_read": usable,

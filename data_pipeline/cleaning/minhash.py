@@ -31,12 +31,18 @@ class MinHashConfig:
     shingle_words: int = shingles.DEFAULT_SHINGLE_WORDS
 
     def __post_init__(self):
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1 (exclusive), got "
+                             f"{self.threshold}")
         if self.num_perm < 16:
             raise ValueError(f"num_perm must be at least 16, got {self.num_perm}")
         if self.shingle_words < 1:
             raise ValueError(f"shingle_words must be at least 1, got {self.shingle_words}")
+        try:
+            self.band_ranges
+        except ValueError as error:
+            raise ValueError(f"threshold {self.threshold} is too close to 1 for {self.num_perm} "
+                             f"permutations (datasketch: {error}); raise --num-perm") from None
 
     def new_lsh(self) -> MinHashLSH:
         return MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
