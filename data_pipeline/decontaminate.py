@@ -51,6 +51,7 @@ def decontaminate(input_pattern: str, out_dir: str, report_path: str,
     possibly empty) it runs as a Beam pipeline."""
     if not benchmark_paths:
         raise ValueError("no benchmark to decontaminate against")
+    contamination.check_methods(methods)
     paths = records.expand_pattern(input_pattern)
     problems = benchmarks.load_benchmarks(benchmark_paths)
     tf.io.gfile.makedirs(out_dir)
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report = decontaminate(args.input, args.out, args.report, benchmark_paths, thresholds,
                                [m for m in args.methods.split(",") if m], args.embedder,
                                args.max_chars, args.format, beam_args if args.beam else None)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(f"kept {report['kept']} of {report['records_read']} records; dropped "
           f"{report['dropped']} {report['dropped_by_method']}; "

@@ -68,15 +68,18 @@ class Verdict:
     parsed: bool  # False when the AST method found no Python in the record
 
 
+def check_methods(methods: Sequence[str]) -> None:
+    if not methods or set(methods) - set(METHODS):
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {list(methods)}")
+
+
 class ContaminationChecker:
     """Holds the benchmark side (built once) and checks records one at a time."""
 
     def __init__(self, problems: Sequence[benchmarks.BenchmarkProblem],
                  thresholds: Thresholds = Thresholds(), methods: Sequence[str] = METHODS,
                  embedder_spec: str = "default"):
-        unknown = set(methods) - set(METHODS)
-        if unknown or not methods:
-            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods}")
+        check_methods(methods)
         self.problems = list(problems)
         self.thresholds = thresholds
         self.methods = tuple(m for m in METHODS if m in methods)
