@@ -24,28 +24,41 @@ _FENCED_PYTHON = re.compile(r"^```(?:python|py)[ \t]*\n(.*?)^```", re.MULTILINE 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def _labels(node: ast.AST, out: list[str]) -> None:
-    if isinstance(node, ast.expr_context):
-        return
+def _docstring(node: ast.AST) -> ast.AST | None:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[0]
+    return None
+
+
+def _label_tree(node: ast.AST, out: list[str], spans: list, inside_function: bool) -> None:
+    """Appends the labels of `node`'s subtree to `out` in pre-order; for every function in it,
+    appends (node, start, end, outermost) to `spans`, its labels being out[start:end]. One pass
+    over the tree serves every nested function."""
     if isinstance(node, ast.Constant):
         out.append(f"Constant:{type(node.value).__name__}")
         return
+    start = len(out)
     out.append(type(node).__name__)
     if isinstance(node, ast.Attribute):
         out.append(f".{node.attr}")
-    body = getattr(node, "body", None)
-    skip = None
-    if isinstance(node, _FUNCTIONS) and body and isinstance(body[0], ast.Expr) \
-            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-        skip = body[0]
-    for child in ast.iter_child_nodes(node):
-        if child is not skip:
-            _labels(child, out)
+    is_function = isinstance(node, _FUNCTIONS)
+    skip = _docstring(node) if is_function else None
+    for field in node._fields:
+        value = getattr(node, field, None)
+        children = value if isinstance(value, list) else (value,)
+        for child in children:
+            if isinstance(child, ast.AST) and child is not skip \
+                    and not isinstance(child, ast.expr_context):
+                _label_tree(child, out, spans, inside_function or is_function)
+    if is_function:
+        spans.append((node, start, len(out), not inside_function))
 
 
 def function_labels(function: ast.AST) -> list[str]:
     out: list[str] = []
-    _labels(function, out)
+    _label_tree(function, out, [], False)
     return out
 
 
@@ -83,22 +96,19 @@ def parse_code(text: str) -> list[tuple[str, ast.Module]]:
 
 
 def function_units(parsed: Sequence[tuple[str, ast.Module]]) -> Iterator[FunctionUnit]:
+    """Every function of the parsed code, in source order. A tree too deep to walk yields
+    nothing."""
     for source, tree in parsed:
+        out: list[str] = []
+        spans: list = []
+        try:
+            _label_tree(tree, out, spans, False)
+        except RecursionError:
+            continue
         lines = source.splitlines(keepends=True)
-        stack: list[tuple[ast.AST, bool]] = [(tree, False)]
-        while stack:
-            node, inside_function = stack.pop()
-            is_function = isinstance(node, _FUNCTIONS)
-            if is_function:
-                try:
-                    labels = tuple(function_labels(node))
-                except RecursionError:
-                    continue
-                text = "".join(lines[node.lineno - 1:node.end_lineno])
-                yield FunctionUnit(FunctionShape(node.name, node.lineno, labels), text,
-                                   not inside_function)
-            stack.extend((child, inside_function or is_function)
-                         for child in reversed(list(ast.iter_child_nodes(node))))
+        for node, start, end, outermost in sorted(spans, key=lambda s: s[1]):
+            yield FunctionUnit(FunctionShape(node.name, node.lineno, tuple(out[start:end])),
+                               "".join(lines[node.lineno - 1:node.end_lineno]), outermost)
 
 
 def match_rate(a: Sequence[str], b: Sequence[str]) -> float:
