@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cleaning_inputs import best_seconds, stdlib_corpus
 
-from data_pipeline import decontaminate, records, stdlib_source  # noqa: E402
-from data_pipeline.cleaning import benchmarks, contamination, ngram_index, shingles  # noqa: E402
+from data_pipeline import decontaminate, records
+from data_pipeline.cleaning import benchmarks, contamination, ngram_index, shingles
 
 NO_EMBEDDING = ("substring", "ngram", "ast")
 
@@ -44,15 +42,6 @@ def naive_scan(texts: list[str], problems, n: int, threshold: float) -> int:
     return dropped
 
 
-def best_seconds(fn, repeat: int):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,9 +50,7 @@ def main() -> None:
     parser.add_argument("--embedding", action="store_true")
     parser.add_argument("--beam", action="store_true")
     args = parser.parse_args()
-    files = [f for f in stdlib_source.stdlib_files() if not f.startswith(("test/", "idlelib/"))]
-    data = [stdlib_source.stdlib_record(f) for f in files[:args.files]]
-    data = [r for r in data if r["text"].strip()]
+    data = stdlib_corpus(args.files)
     thresholds = contamination.Thresholds()
     full = contamination.METHODS if args.embedding else NO_EMBEDDING
     megabytes = sum(len(r["text"].encode()) for r in data) / 1e6

@@ -18,22 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cleaning_inputs import best_seconds, stdlib_corpus
+from datasketch import MinHash, MinHashLSH
 
-from datasketch import MinHash, MinHashLSH  # noqa: E402
-
-from data_pipeline import dedup, records, stdlib_source  # noqa: E402
-from data_pipeline.cleaning import minhash, shingles  # noqa: E402
+from data_pipeline import dedup, records
+from data_pipeline.cleaning import minhash, shingles
 
 
 def corpus(count: int) -> list[dict]:
-    files = [f for f in stdlib_source.stdlib_files() if not f.startswith(("test/", "idlelib/"))]
-    originals = [stdlib_source.stdlib_record(f) for f in files[:count]]
-    originals = [r for r in originals if r["text"].strip()]
+    originals = stdlib_corpus(count)
     planted = [dict(r, id=f"copy/{r['id']}", text=r["text"].replace("    ", "  ") + "\n# copy\n")
                for r in originals[::10]]
     return originals + planted
@@ -54,15 +49,6 @@ def baseline_pairs(texts: list[str], config: minhash.MinHashConfig) -> set[froze
             if j != i and m.jaccard(signatures[j]) >= config.threshold:
                 pairs.add(frozenset((i, j)))
     return pairs
-
-
-def best_seconds(fn, repeat: int):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:

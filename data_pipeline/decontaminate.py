@@ -92,14 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         default=defaults.embedding_threshold)
     parser.add_argument("--embedder", default="default",
                         help="embedder spec for data_pipeline.embedder.load_embedder")
-    parser.add_argument("--max-chars", type=int, default=intake.DEFAULT_MAX_CHARS,
-                        help="longer records are rejected and reported")
-    parser.add_argument("--format", default="jsonl", choices=["jsonl", "tfrecord", "array_record"])
-    parser.add_argument("--beam", action="store_true",
-                        help="run as a Beam pipeline; unknown options go to Beam")
-    args, beam_args = parser.parse_known_args(argv)
-    if beam_args and not args.beam:
-        parser.error(f"unknown options {beam_args} (Beam options need --beam)")
+    intake.add_stage_options(parser)
+    args, beam_args = intake.parse_stage_args(parser, argv)
     thresholds = contamination.Thresholds(
         min_chars=args.min_chars, ngram_threshold=args.ngram_threshold, tau=args.tau,
         ast_min_labels=args.ast_min_labels, embedding_threshold=args.embedding_threshold)
@@ -107,14 +101,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         report = decontaminate(args.input, args.out, args.report, benchmark_paths, thresholds,
                                [m for m in args.methods.split(",") if m], args.embedder,
-                               args.max_chars, args.format, beam_args if args.beam else None)
+                               args.max_chars, args.format, beam_args)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(f"kept {report['kept']} of {report['records_read']} records; dropped "
           f"{report['dropped']} {report['dropped_by_method']}; "
-          f"{report['not_parseable_for_ast']['records']} not parseable for the AST method; bad "
-          f"input: {report['bad_input']['malformed_lines']} malformed lines, rejected "
-          f"{report['bad_input']['rejected']}; report in {args.report}")
+          f"{report['not_parseable_for_ast']['records']} not parseable for the AST method; "
+          f"{intake.bad_input_line(report['bad_input'])}; report in {args.report}")
 
 
 if __name__ == "__main__":

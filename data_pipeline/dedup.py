@@ -106,25 +106,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="estimated Jaccard similarity at which two records are duplicates")
     parser.add_argument("--num-perm", type=int, default=minhash.DEFAULT_NUM_PERM)
     parser.add_argument("--shingle-words", type=int, default=5)
-    parser.add_argument("--max-chars", type=int, default=intake.DEFAULT_MAX_CHARS,
-                        help="longer records are rejected and reported")
-    parser.add_argument("--format", default="jsonl", choices=["jsonl", "tfrecord", "array_record"])
-    parser.add_argument("--beam", action="store_true",
-                        help="run as a Beam pipeline; unknown options go to Beam")
-    args, beam_args = parser.parse_known_args(argv)
-    if beam_args and not args.beam:
-        parser.error(f"unknown options {beam_args} (Beam options need --beam)")
+    intake.add_stage_options(parser)
+    args, beam_args = intake.parse_stage_args(parser, argv)
     try:
         config = minhash.MinHashConfig(args.threshold, args.num_perm, args.shingle_words)
-        report = dedup(args.input, args.out, config, args.max_chars, args.format,
-                       beam_args if args.beam else None)
+        report = dedup(args.input, args.out, config, args.max_chars, args.format, beam_args)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(f"kept {report['kept']} of {report['records_read']} records "
           f"(dropped {report['dropped']['exact']} exact, {report['dropped']['near']} near "
-          f"duplicates in {report['clusters']} clusters); bad input: "
-          f"{report['bad_input']['malformed_lines']} malformed lines, "
-          f"rejected {report['bad_input']['rejected']}; report in {args.out}")
+          f"duplicates in {report['clusters']} clusters); "
+          f"{intake.bad_input_line(report['bad_input'])}; report in {args.out}")
 
 
 if __name__ == "__main__":

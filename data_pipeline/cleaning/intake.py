@@ -12,6 +12,7 @@ Bad input, each counted and reported, never fatal, never costing another record:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -111,6 +112,12 @@ def bad_input_summary(intakes: Sequence[ShardIntake]) -> dict:
             "rejected_records": rejected[:MAX_LISTED_REJECTIONS]}
 
 
+def bad_input_line(summary: dict) -> str:
+    """One line for the console from a `bad_input_summary`."""
+    return (f"bad input: {summary['malformed_lines']} malformed lines, rejected "
+            f"{summary['rejected'] or 'none'}")
+
+
 def write_json(path: str, obj: Any) -> None:
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)
@@ -120,3 +127,22 @@ def write_json(path: str, obj: Any) -> None:
 def read_json(path: str) -> Any:
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
+
+
+def add_stage_options(parser: argparse.ArgumentParser) -> None:
+    """The options both cleaning stages share: bad-input limit, output format, Beam."""
+    parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
+                        help="longer records are rejected and reported")
+    parser.add_argument("--format", default="jsonl", choices=["jsonl", "tfrecord", "array_record"],
+                        help="container of the kept record shards")
+    parser.add_argument("--beam", action="store_true",
+                        help="run as a Beam pipeline; unknown options go to Beam")
+
+
+def parse_stage_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None
+                     ) -> tuple[argparse.Namespace, list[str] | None]:
+    """(options, Beam options or None when not running on Beam)."""
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and not args.beam:
+        parser.error(f"unknown options {beam_args} (Beam options need --beam)")
+    return args, beam_args if args.beam else None
