@@ -187,7 +187,8 @@ def test_bad_input_is_counted_and_reported_and_costs_no_other_record(tmp_path):
          lines[4]]) + b"\n")
     report = decontaminate.decontaminate(str(tmp_path / "in.jsonl"), str(tmp_path / "out"),
                                          str(tmp_path / "report.json"), methods=NO_EMBEDDING,
-                                         max_chars=100_000)
+                                         max_chars=100_000, fmt="tfrecord")
+    assert os.listdir(tmp_path / "out") == ["records-00000-of-00001.tfrecord"]
     assert _kept_ids(tmp_path / "out") == sorted(r["id"] for r in hosts + [prose])
     assert report["bad_input"]["malformed_lines"] == 2
     assert report["bad_input"]["rejected"] == {"empty": 1, "huge": 1, "undecodable": 1}
@@ -226,13 +227,25 @@ def test_embedded_textbook_and_exercises(tmp_path):
 
 def test_embedding_method_with_the_shared_embedder(tmp_path):
     pytest.importorskip("data_pipeline.embedder")
-    planted, truth = _planted_records()
-    records.write_shard(str(tmp_path / "in.jsonl"), planted[:2])
+    # Three real HumanEval problems keep the embedding work small enough for a CPU test.
+    task_ids = _planted_task_ids(len(HOSTS))[:3]
+    problems = load_problems()
+    subset = tmp_path / "humaneval_subset.jsonl"
+    subset.write_text("".join(json.dumps(vars(problems[t])) + "\n" for t in task_ids))
+    host = stdlib_source.stdlib_record("colorsys.py")
+    solution = problems[task_ids[1]].prompt + problems[task_ids[1]].canonical_solution
+    records.write_shard(str(tmp_path / "in.jsonl"), [
+        host, dict(host, id="verbatim", text=plant(host["text"], solution))])
     report = decontaminate.decontaminate(str(tmp_path / "in.jsonl"), str(tmp_path / "out"),
-                                         str(tmp_path / "report.json"), methods=("embedding",))
-    assert report["methods"]["embedding"]["model"] and report["methods"]["embedding"]["dim"] > 0
-    verbatim = next(d for d in report["dropped_records"] if d["id"] == planted[0]["id"])
-    assert truth[planted[0]["id"]] in {m["task_id"] for m in verbatim["matches"]}
+                                         str(tmp_path / "report.json"), [str(subset)],
+                                         methods=("embedding",))
+    settings = report["methods"]["embedding"]
+    assert settings["model"] and settings["dim"] > 0 and settings["threshold"] == 0.9
+    (dropped,) = report["dropped_records"]
+    assert dropped["id"] == "verbatim"
+    assert [(m["task_id"], m["method"]) for m in dropped["matches"]] == [(task_ids[1], "embedding")]
+    assert dropped["matches"][0]["score"] >= 0.9
+    assert _kept_ids(tmp_path / "out") == [host["id"]]
 
 
 def test_help_and_bad_options(tmp_path, capsys):

@@ -66,10 +66,9 @@ def scan_shard(path: str, shard_index: int, intake: ShardIntake,
                max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Entry]:
     """The usable records of one shard, streamed; `intake` collects what was skipped and why."""
     report = records.ShardReport(path)
-    # records.read_shard numbers non-blank lines from 1 in file order; counting them here as
-    # they come gives every record a key that does not depend on any other shard.
-    line = 0
     for record in records.read_shard(path, max_bad_fraction=1.0, report=report):
+        # Every entry read so far, this one included, is a record, a bad line or a blank line,
+        # so their sum is this record's line number (from 1, as in records.py's messages).
         line = report.records + report.bad + report.blank
         reason = rejection_reason(record["text"], max_chars)
         if reason is None:
