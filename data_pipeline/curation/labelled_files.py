@@ -16,6 +16,9 @@ a silently different file (another package version, an edited stdlib) would teac
 labels that are not true of its input. Nothing is skipped silently.
 
     python -m data_pipeline.curation.labelled_files --labels LABELS.jsonl --out DIR
+
+writes DIR/labelled-0000i-of-0000N.jsonl (records.write_shards). No label points into pip's
+vendored copies (pip itself is not pinned in constraints.txt); rich's own files are used instead.
 """
 
 from __future__ import annotations
