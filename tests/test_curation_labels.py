@@ -111,7 +111,8 @@ def test_changed_and_missing_files_are_reported_by_id_before_anything_is_yielded
 
 
 @pytest.mark.parametrize("line, problem", [
-    ("{not json", "not JSON"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
     ('{"id": "stdlib/bisect.py", "score": 5}', "missing"),
 ])
 def test_malformed_labels_file_names_the_line(tmp_path, line, problem):

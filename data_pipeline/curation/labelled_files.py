@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sysconfig
 from typing import Iterator, Sequence
@@ -33,6 +32,7 @@ from typing import Iterator, Sequence
 from data_pipeline import records
 from data_pipeline.embedded_data import EMBEDDED_DIR
 from data_pipeline.stdlib_source import read_python_source, stdlib_dir
+from evaluation.problems import read_jsonl
 
 CURATION_DIR = os.path.dirname(os.path.abspath(__file__))
 RUBRIC_PATH = os.path.join(CURATION_DIR, "rubric.md")
@@ -66,24 +66,17 @@ def text_sha256(text: str) -> str:
 
 
 def read_labels(labels_path: str) -> list[dict]:
-    """The labels file's lines; ValueError naming the line for bad JSON, a missing field or a
-    repeated id."""
+    """The labels file's lines (.jsonl or .jsonl.gz); ValueError naming the line for bad JSON, a
+    missing field or a repeated id."""
     labels, seen = [], set()
-    with open(labels_path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                label = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{labels_path}:{lineno}: not JSON ({e})") from None
-            missing = [k for k in LABEL_FIELDS if k not in label]
-            if missing or "sha256" not in label.get("meta", {}):
-                raise ValueError(f"{labels_path}:{lineno}: missing {missing or ['meta.sha256']}")
-            if label["id"] in seen:
-                raise ValueError(f"{labels_path}:{lineno}: id {label['id']!r} appears twice")
-            seen.add(label["id"])
-            labels.append(label)
+    for lineno, label in read_jsonl(labels_path):
+        missing = [k for k in LABEL_FIELDS if k not in label]
+        if missing or "sha256" not in label.get("meta", {}):
+            raise ValueError(f"{labels_path}:{lineno}: missing {missing or ['meta.sha256']}")
+        if label["id"] in seen:
+            raise ValueError(f"{labels_path}:{lineno}: id {label['id']!r} appears twice")
+        seen.add(label["id"])
+        labels.append(label)
     return labels
 
 
