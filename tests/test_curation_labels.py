@@ -142,3 +142,10 @@ def test_cli_writes_record_shards_with_the_labelled_text(tmp_path):
         assert record["source"] == "stack"
         assert labelled_files.text_sha256(record["text"]) == label["meta"]["sha256"]
         assert record["meta"]["score"] == label["score"]
+
+
+def test_id_with_an_unknown_origin_is_refused(tmp_path):
+    label = {**read_labels(LABELS_PATH)[0], "id": "nowhere/bisect.py"}
+    path = _write_labels(tmp_path / "unknown.jsonl", [label])
+    with pytest.raises(ValueError, match="nowhere/bisect.py.*origin in"):
+        list(labelled_records(path))
