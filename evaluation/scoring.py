@@ -7,7 +7,7 @@ import collections
 from typing import Mapping, Sequence
 
 from evaluation.pass_at_k import pass_at_k
-from evaluation.problems import Problem, program
+from evaluation.problems import Problem, program, test_code
 from evaluation.samples import Sample
 from evaluation.sandbox import Job, SandboxPool
 
@@ -15,8 +15,8 @@ from evaluation.sandbox import Job, SandboxPool
 def score(samples: Sequence[Sample], problems: Mapping[str, Problem], pool: SandboxPool, *,
           timeout: float = 3.0, ks: Sequence[int] = (1, 10, 100), progress: bool = False) -> tuple[list[dict], dict]:
     """(result records in sample order, summary) for `samples` run against `problems`."""
-    jobs = [Job(program(problems[s.task_id], s.completion), problems[s.task_id].entry_point, timeout)
-            for s in samples]
+    jobs = [Job(program(problems[s.task_id], s.completion), test_code(problems[s.task_id]),
+                problems[s.task_id].entry_point, timeout) for s in samples]
     verdicts = pool.run(jobs, progress=progress, description="tests")
     results = []
     per_task: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])

@@ -28,8 +28,8 @@ MARKER = f"phi1-hostile-{os.getpid()}"
 
 def sample(body: str, before: str = "") -> Job:
     """A program whose `f(x)` should return x + 1; `body` is the hostile function body."""
-    source = textwrap.dedent(before) + "def f(x):\n" + textwrap.indent(textwrap.dedent(body), "    ") + CHECK
-    return Job(source, "f", TIMEOUT)
+    source = textwrap.dedent(before) + "def f(x):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    return Job(source, CHECK, "f", TIMEOUT)
 
 
 def processes_with(predicate) -> list[int]:
