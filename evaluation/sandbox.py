@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Optional
 
 from evaluation import isolation
-from evaluation.sandbox_server import children, die_with_parent, read_message, write_message
+from evaluation.boundary import read_message, write_message
+from evaluation.sandbox_server import children, die_with_parent
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPLY_GRACE_S = 10.0  # beyond the sample timeout, for the server's own clean-up
@@ -68,7 +69,7 @@ def _stat(pid: int) -> Optional[tuple[str, str]]:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between open and read
         return None
     return fields[0], fields[19]
 
@@ -100,8 +101,11 @@ class _Worker:
 
     def __init__(self, launcher: isolation.Launcher, limits: Limits) -> None:
         # A uid of its own per worker (as root) keeps RLIMIT_NPROC per worker and its samples apart.
-        self.uid = 1_000_000 + secrets.randbelow(1 << 30)
-        settings = {"limits": asdict(limits), "uid": self.uid,
+        # Two uids per worker (as root): the candidate's and the checker's, so neither can signal,
+        # trace or read the other, nor the root-owned server.
+        self.uid = 1_000_000 + 2 * secrets.randbelow(1 << 29)
+        self.checker_uid = self.uid + 1
+        settings = {"limits": asdict(limits), "uid": self.uid, "checker_uid": self.checker_uid,
                     "mount_private_dirs": launcher.server_mounts,
                     "interpreter_mounts": isolation.interpreter_mounts(),
                     "preload_more": launcher.name == "none" and bool(isolation.interpreter_mounts())}

@@ -17,6 +17,7 @@ hello describing what it isolates, then one reply per job `{"program", "test", "
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import importlib
 import json
 import math
@@ -25,11 +26,10 @@ import resource
 import select
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import time
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 # Modules the HumanEval/MBPP programs import, loaded once so every forked sample has them for free.
 # The list stays short because fork time grows with this process's memory (hashlib alone, with
@@ -41,44 +41,18 @@ MORE_MODULES = ("array", "atexit", "bisect", "calendar", "dataclasses", "datetim
                 "hashlib", "heapq", "io", "operator", "socket", "statistics", "subprocess", "textwrap", "threading",
                 "unicodedata")
 
-from evaluation.harness import FAIL, PASS, run_sample
+from evaluation.boundary import read_message, write_message
+from evaluation.harness import FAIL, PASS, run_checker, serve_candidate
 from evaluation.isolation import PRIVATE_DIRS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
-_HEADER = struct.Struct(">I")
 MAX_RESULT = 4096
 CLEAN_UP_SECONDS = 5.0
-
-
-def _read_exact(fd: int, size: int) -> Optional[bytes]:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_message(fd: int) -> Optional[Any]:
-    """The next framed JSON message on `fd`, or None at end of stream."""
-    header = _read_exact(fd, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exact(fd, _HEADER.unpack(header)[0])
-    return None if body is None else json.loads(body)
-
-
-def write_message(fd: int, message: Any) -> None:
-    body = json.dumps(message).encode()
-    data = _HEADER.pack(len(body)) + body
-    while data:
-        data = data[os.write(fd, data):]
 
 
 def die_with_parent() -> None:
@@ -118,13 +92,19 @@ def _mount_private_dirs(interpreter_mounts: list) -> bool:
 
 
 class Server:
-    """Runs jobs one at a time in sandboxed children; see the module docstring."""
+    """Runs jobs one at a time, each in a candidate and a checker process; see the module docstring."""
 
     def __init__(self, settings: dict) -> None:
         self.limits = settings["limits"]
-        self.uid: Optional[int] = settings["uid"] if _can_become(settings["uid"]) else None
+        # One probe: the two uids come from the same range, so either both can be taken or neither.
+        dropping = _can_become(settings["uid"])
+        self.uid: Optional[int] = settings["uid"] if dropping else None
+        self.checker_uid: Optional[int] = settings["checker_uid"] if dropping else None
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
+        # result pipe's read end in /proc/<pid>/fd among them) belong to root and ptrace is refused.
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         self.base = tempfile.mkdtemp(prefix="phi1-sandbox-")
         os.chmod(self.base, 0o711)  # samples may enter their own directory but not list others
 
@@ -138,61 +118,69 @@ class Server:
             os.chown(workdir, self.uid, self.uid)
         out_read, out_write = os.pipe()
         result_read, result_write = os.pipe()
-        nonce = os.urandom(16)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                self._child(job, workdir, out_write, result_write, nonce)
-            finally:
-                os._exit(112)
+        calls_read, calls_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        candidate = _fork(lambda: self._candidate(job, workdir, {1: out_write, 2: out_write, 3: calls_read,
+                                                                  4: replies_write}))
+        checker = _fork(lambda: self._checker(job, {3: replies_read, 4: calls_write, 5: result_write}))
+        for fd in (out_write, result_write, calls_read, calls_write, replies_read, replies_write):
+            os.close(fd)
         try:
-            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
-        except OSError:
-            pass
-        os.close(out_write)
-        os.close(result_write)
-        try:
-            return self._collect(pid, job["timeout"], out_read, result_read, nonce)
+            return self._collect(checker, job["timeout"], out_read, result_read)
         finally:
-            self._clean_up(pid)
+            self._clean_up(candidate, checker)
             os.close(out_read)
             os.close(result_read)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _child(self, job: dict, workdir: str, out_write: int, result_write: int, nonce: bytes) -> NoReturn:
-        limits = self.limits
+    def _enter(self, fds: dict[int, int], uid: Optional[int], timeout: float) -> None:
+        """What both processes of a sample get: a process group of their own, only the descriptors
+        in `fds` (target: source; 0 to 2 default to /dev/null), rlimits, the uid, and death with the
+        server."""
         os.setpgid(0, 0)
-        os.chdir(workdir)
-        # The result pipe moves to a random high descriptor so a sample cannot guess it cheaply.
-        result_fd = 16 + int.from_bytes(os.urandom(4), "big") % (limits["open_files"] - 17)
-        stdin = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(stdin, 0)
-        os.dup2(out_write, 1)
-        os.dup2(out_write, 2)
-        os.dup2(result_write, result_fd)
-        os.closerange(3, result_fd)
-        os.closerange(result_fd + 1, 1 << 16)
-        cpu = math.ceil(job["timeout"]) + 1
+        null = os.open(os.devnull, os.O_RDWR)
+        wanted = {0: null, 1: null, 2: null, **fds}
+        # Out of the way first, so that placing one descriptor never overwrites another's source.
+        moved = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 64) for target, source in wanted.items()}
+        for target, fd in moved.items():
+            os.dup2(fd, target, inheritable=target < 3)
+        os.closerange(max(wanted) + 1, 1 << 16)
+        limits = self.limits
+        cpu = math.ceil(timeout) + 1
         for name, value in (("RLIMIT_CPU", cpu), ("RLIMIT_AS", limits["memory_bytes"]),
                             ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                             ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
             resource.setrlimit(getattr(resource, name), (value, value))
-        if self.uid is not None:
+        if uid is not None:
             os.setgroups([])
-            os.setresgid(self.uid, self.uid, self.uid)
-            os.setresuid(self.uid, self.uid, self.uid)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
         die_with_parent()  # after the uid change, which clears it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _candidate(self, job: dict, workdir: str, fds: dict[int, int]) -> NoReturn:
+        self._enter(fds, self.uid, job["timeout"])
+        os.chdir(workdir)
         os.environ.clear()
         os.environ.update(PATH=_SAMPLE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
         sys.stdin = open(0, closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        run_sample(job["program"], job["test"], job["entry_point"], result_fd, nonce)
+        serve_candidate(job["program"], job["entry_point"], calls=3, replies=4)
 
-    def _collect(self, pid: int, timeout: float, out_read: int, result_read: int, nonce: bytes) -> dict:
+    def _checker(self, job: dict, fds: dict[int, int]) -> NoReturn:
+        self._enter(fds, self.checker_uid, job["timeout"])
+        # Not dumpable: its memory and /proc/<pid>/fd stay closed to the candidate even where both
+        # share a uid (no root), since only a process with CAP_SYS_PTRACE may look inside it then.
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(PATH=_SAMPLE_PATH, LANG="C.UTF-8")
+        run_checker(job["test"], job["entry_point"], calls=4, replies=3, result_fd=5)
+
+    def _collect(self, checker: int, timeout: float, out_read: int, result_read: int) -> dict:
         capture = _Capture({out_read: self.limits["output_bytes"], result_read: MAX_RESULT})
-        exited = os.pidfd_open(pid)
+        exited = os.pidfd_open(checker)
         deadline = time.monotonic() + timeout
         timed_out = True
         try:
@@ -209,26 +197,43 @@ class Server:
         capture.drain()
         output, result = capture.kept[out_read], capture.kept[result_read]
         text = output.decode("utf-8", "replace")
-        if bytes(result) == PASS + nonce and not timed_out:
+        if bytes(result) == PASS and not timed_out:
             return {"passed": True, "result": "passed", "output": text}
         if timed_out:
             verdict = "timed out"
         elif result[:1] == FAIL:
             verdict = "failed: " + result[1:].decode("utf-8", "replace")
         else:
-            verdict = "failed: the sample exited before its tests finished"
+            verdict = "failed: the checker process ended without a verdict"
         return {"passed": False, "result": verdict, "output": text}
 
-    def _clean_up(self, pid: int) -> None:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    def _clean_up(self, *groups: int) -> None:
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except OSError:
+                pass
         kill_descendants()
 
     def close(self) -> None:
         kill_descendants()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _fork(start: Callable[[], NoReturn]) -> int:
+    """Forks a child that runs `start` (and never returns into the server's code), in a process
+    group of its own."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            start()
+        finally:
+            os._exit(112)
+    try:
+        os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
+    except OSError:
+        pass
+    return pid
 
 
 def _can_become(uid: int) -> bool:
