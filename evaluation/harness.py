@@ -18,8 +18,11 @@ Standard library only: the fork server loads this module once and forks both pro
 from __future__ import annotations
 
 import builtins
+import functools
 import os
+import socket
 import sys
+from types import CodeType
 from typing import Any, NoReturn, Optional
 
 from evaluation.boundary import BoundaryError, describe, read_message, to_plain, write_message
@@ -142,31 +145,53 @@ def _rebuild(type_name: str, message: str) -> Exception:
     return CandidateError(f"{type_name}: {message}")
 
 
-def run_checker(test: str, entry_point: str, calls: int, replies: int, result_fd: int) -> NoReturn:
-    """Runs the trusted `test` against the candidate behind the call pipe and writes the verdict:
-    `PASS`, or `FAIL` and the reason."""
+def check(test: str, entry_point: str, calls: int, replies: int) -> bytes:
+    """The verdict of the trusted `test` on the candidate behind the call pipe: `PASS`, or `FAIL`
+    and the reason."""
     proxy = _CandidateProxy(calls, replies)
 
     def candidate(*args: Any, **kwargs: Any) -> Any:
         return proxy.call(args, kwargs)
 
     try:
-        proxy.start()
         tests: dict = {entry_point: candidate}
-        exec(compile(test, "<test>", "exec"), tests)
+        code = _compiled(test)  # while the candidate runs its program
+        proxy.start()
+        exec(code, tests)
         if "check" in tests:
             tests[entry_point] = candidate  # a prompt in the test code defined its stub under that name
             tests["check"](candidate)
         proxy.finish()
-    except BaseException as error:
-        _flush()
+    except BaseException as error:  # SystemExit in the tests is a failure too
         name, text = describe(error)
         reason = f"{name}: {text}" if name not in ("CandidateError", "CandidateFault") else text
-        os.write(result_fd, FAIL + reason.encode("utf-8", "replace")[:MAX_RESULT_BYTES])
-        os._exit(1)
-    _flush()
-    os.write(result_fd, PASS)
-    os._exit(0)
+        return FAIL + reason.encode("utf-8", "replace")[:MAX_RESULT_BYTES]
+    return PASS
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(test: str) -> CodeType:
+    """Test code is trusted and repeats (n samples per problem), so the checker compiles it once."""
+    return compile(test, "<test>", "exec")
+
+
+def serve_checker(control: socket.socket) -> NoReturn:
+    """The checker process's loop: per sample, the server sends the checker's ends of a fresh call
+    pipe pair and then `(test, entry_point)`; the verdict goes back on `control`, which only this
+    process holds. Exits when the server closes `control`."""
+    while True:
+        _, fds, _, _ = socket.recv_fds(control, 1, 2)
+        job = read_message(control.fileno())
+        if job is None or len(fds) != 2:
+            os._exit(0)
+        calls, replies = fds
+        try:
+            verdict = check(job[0], job[1], calls, replies)
+        finally:
+            os.close(calls)
+            os.close(replies)
+        _flush()
+        write_message(control.fileno(), verdict)
 
 
 def _flush() -> None:

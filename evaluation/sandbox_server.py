@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import gc
 import importlib
 import json
 import math
@@ -26,6 +27,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -41,8 +43,8 @@ MORE_MODULES = ("array", "atexit", "bisect", "calendar", "dataclasses", "datetim
                 "hashlib", "heapq", "io", "operator", "socket", "statistics", "subprocess", "textwrap", "threading",
                 "unicodedata")
 
-from evaluation.boundary import read_message, write_message
-from evaluation.harness import FAIL, PASS, run_checker, serve_candidate
+from evaluation.boundary import BoundaryError, read_message, write_message
+from evaluation.harness import FAIL, PASS, serve_candidate, serve_checker
 from evaluation.isolation import PRIVATE_DIRS
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -51,7 +53,6 @@ _PR_SET_DUMPABLE = 4
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
-MAX_RESULT = 4096
 CLEAN_UP_SECONDS = 5.0
 
 
@@ -100,6 +101,7 @@ class Server:
         dropping = _can_become(settings["uid"])
         self.uid: Optional[int] = settings["uid"] if dropping else None
         self.checker_uid: Optional[int] = settings["checker_uid"] if dropping else None
+        self.checker: Optional[tuple[int, socket.socket]] = None  # (pid, control socket)
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
@@ -116,26 +118,45 @@ class Server:
         workdir = tempfile.mkdtemp(dir=self.base)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
+        if self.checker is None:
+            self.checker = self._start_checker()
         out_read, out_write = os.pipe()
-        result_read, result_write = os.pipe()
         calls_read, calls_write = os.pipe()
         replies_read, replies_write = os.pipe()
+        _, control = self.checker
+        socket.send_fds(control, [b"J"], [calls_write, replies_read])
+        write_message(control.fileno(), (job["test"], job["entry_point"]))
         candidate = _fork(lambda: self._candidate(job, workdir, {1: out_write, 2: out_write, 3: calls_read,
                                                                   4: replies_write}))
-        checker = _fork(lambda: self._checker(job, {3: replies_read, 4: calls_write, 5: result_write}))
-        for fd in (out_write, result_write, calls_read, calls_write, replies_read, replies_write):
+        for fd in (out_write, calls_read, calls_write, replies_read, replies_write):
             os.close(fd)
         try:
-            return self._collect(checker, job["timeout"], out_read, result_read)
+            return self._collect(job["timeout"], out_read)
         finally:
-            self._clean_up(candidate, checker)
+            self._clean_up(candidate)
             os.close(out_read)
-            os.close(result_read)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _enter(self, fds: dict[int, int], uid: Optional[int], timeout: float) -> None:
-        """What both processes of a sample get: a process group of their own, only the descriptors
-        in `fds` (target: source; 0 to 2 default to /dev/null), rlimits, the uid, and death with the
+    def _start_checker(self) -> tuple[int, socket.socket]:
+        """The checker process, which serves every sample of this worker until a sample times out
+        or it dies: one process less to fork per sample."""
+        ours, theirs = socket.socketpair()
+        pid = _fork(lambda: self._checker({3: theirs.fileno()}))
+        theirs.close()
+        return pid, ours
+
+    def _stop_checker(self) -> None:
+        pid, control = self.checker
+        self.checker = None
+        control.close()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _enter(self, fds: dict[int, int], uid: Optional[int], cpu_seconds: Optional[int]) -> None:
+        """What both kinds of process get: a process group of their own, only the descriptors in
+        `fds` (target: source; 0 to 2 default to /dev/null), rlimits, the uid, and death with the
         server."""
         os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDWR)
@@ -146,7 +167,7 @@ class Server:
             os.dup2(fd, target, inheritable=target < 3)
         os.closerange(max(wanted) + 1, 1 << 16)
         limits = self.limits
-        cpu = math.ceil(timeout) + 1
+        cpu = resource.RLIM_INFINITY if cpu_seconds is None else cpu_seconds
         for name, value in (("RLIMIT_CPU", cpu), ("RLIMIT_AS", limits["memory_bytes"]),
                             ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                             ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
@@ -159,7 +180,7 @@ class Server:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _candidate(self, job: dict, workdir: str, fds: dict[int, int]) -> NoReturn:
-        self._enter(fds, self.uid, job["timeout"])
+        self._enter(fds, self.uid, math.ceil(job["timeout"]) + 1)
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(PATH=_SAMPLE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
@@ -168,52 +189,51 @@ class Server:
         sys.stderr = open(2, "w", closefd=False)
         serve_candidate(job["program"], job["entry_point"], calls=3, replies=4)
 
-    def _checker(self, job: dict, fds: dict[int, int]) -> NoReturn:
-        self._enter(fds, self.checker_uid, job["timeout"])
+    def _checker(self, fds: dict[int, int]) -> NoReturn:
+        # No CPU rlimit: it lives for many samples; the server's timeout bounds each of them.
+        self._enter(fds, self.checker_uid, None)
         # Not dumpable: its memory and /proc/<pid>/fd stay closed to the candidate even where both
         # share a uid (no root), since only a process with CAP_SYS_PTRACE may look inside it then.
         _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         os.chdir("/")
         os.environ.clear()
         os.environ.update(PATH=_SAMPLE_PATH, LANG="C.UTF-8")
-        run_checker(job["test"], job["entry_point"], calls=4, replies=3, result_fd=5)
+        serve_checker(socket.socket(fileno=3))
 
-    def _collect(self, checker: int, timeout: float, out_read: int, result_read: int) -> dict:
-        capture = _Capture({out_read: self.limits["output_bytes"], result_read: MAX_RESULT})
-        exited = os.pidfd_open(checker)
+    def _collect(self, timeout: float, out_read: int) -> dict:
+        capture = _Capture({out_read: self.limits["output_bytes"]})
+        control = self.checker[1].fileno()
         deadline = time.monotonic() + timeout
-        timed_out = True
-        try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                ready = select.select([*capture.open, exited], [], [], remaining)[0]
-                for fd in ready:
-                    if fd != exited:
-                        capture.read(fd)
-                if exited in ready:
-                    timed_out = False
-                    break
-        finally:
-            os.close(exited)
+        verdict: Optional[bytes] = None
+        while verdict is None and (remaining := deadline - time.monotonic()) > 0:
+            ready = select.select([*capture.open, control], [], [], remaining)[0]
+            for fd in ready:
+                if fd != control:
+                    capture.read(fd)
+            if control in ready:
+                try:
+                    verdict = read_message(control)
+                except BoundaryError:
+                    verdict = None
+                if type(verdict) is not bytes:
+                    verdict = FAIL + b"the checker process ended without a verdict"
+                    self._stop_checker()
+        if verdict is None:  # it may be stuck in a test that waits for nothing: start afresh
+            self._stop_checker()
         capture.drain()
-        output, result = capture.kept[out_read], capture.kept[result_read]
-        text = output.decode("utf-8", "replace")
-        if bytes(result) == PASS and not timed_out:
+        text = capture.kept[out_read].decode("utf-8", "replace")
+        if verdict == PASS:
             return {"passed": True, "result": "passed", "output": text}
-        if timed_out:
-            verdict = "timed out"
-        elif result[:1] == FAIL:
-            verdict = "failed: " + result[1:].decode("utf-8", "replace")
-        else:
-            verdict = "failed: the checker process ended without a verdict"
-        return {"passed": False, "result": verdict, "output": text}
+        if verdict is None:
+            return {"passed": False, "result": "timed out", "output": text}
+        return {"passed": False, "result": "failed: " + verdict[1:].decode("utf-8", "replace"), "output": text}
 
-    def _clean_up(self, *groups: int) -> None:
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except OSError:
-                pass
-        kill_descendants()
+    def _clean_up(self, candidate: int) -> None:
+        try:
+            os.killpg(candidate, signal.SIGKILL)
+        except OSError:
+            pass
+        kill_descendants(keep=self.checker[0] if self.checker else None)
 
     def close(self) -> None:
         kill_descendants()
@@ -276,18 +296,20 @@ class _Capture:
                 self.read(fd)
 
 
-def kill_descendants() -> None:
+def kill_descendants(keep: Optional[int] = None) -> None:
     """Kills everything the samples started, including processes that left their process group or
     session: as a child subreaper this server inherits every orphan, so killing its children until
-    none is left reaches the whole tree."""
+    none is left (but `keep`, the checker) reaches the whole tree."""
     give_up = time.monotonic() + CLEAN_UP_SECONDS
     while time.monotonic() < give_up:
         for child in children():
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not _reap() and not children():
+            if child != keep:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        _reap()
+        if all(child == keep for child in children()):
             return
         time.sleep(0.0005)
 
@@ -304,20 +326,21 @@ def children(pid: int | str = "self") -> list[int]:
     return pids
 
 
-def _reap() -> bool:
-    """Collects every exited child; True while some children are still alive."""
+def _reap() -> None:
+    """Collects every exited child."""
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
     except ChildProcessError:
-        return False
-    return True
+        pass
 
 
 def main() -> None:
     settings = json.loads(sys.argv[1])
     for module in COMMON_MODULES + (MORE_MODULES if settings["preload_more"] else ()):
         importlib.import_module(module)
+    # The collector of a forked child would touch, and so copy, every page of what is loaded here.
+    gc.freeze()
     # Protocol streams move off fds 0/1 so nothing the interpreter prints can corrupt them.
     requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -113,7 +113,8 @@ def run(pool: SandboxPool, *jobs: Job):
 
 
 def assert_no_sample_processes(pool: SandboxPool) -> None:
-    uids = {uid for worker in pool._all for uid in (worker.uid, worker.checker_uid)}
+    """Nothing runs as a candidate's uid or carries the marker (each worker keeps its checker)."""
+    uids = {worker.uid for worker in pool._all}
     strays = processes_with(lambda uid, command: uid in uids or MARKER in command)
     assert strays == [], f"stray sample processes: {strays}"
 
