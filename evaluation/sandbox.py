@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from evaluation import isolation
 from evaluation.boundary import read_message, write_message
@@ -220,8 +220,10 @@ class SandboxPool:
             self._idle.put(worker)
         return verdict
 
-    def run(self, jobs: Iterable[Job], *, progress: bool = False, description: str = "sandbox") -> list[Verdict]:
-        """Verdicts in the order of `jobs`, computed by all workers in parallel."""
+    def run(self, jobs: Iterable[Job], *, progress: bool = False, description: str = "sandbox",
+            on_verdict: Optional[Callable[[int, Verdict], None]] = None) -> list[Verdict]:
+        """Verdicts in the order of `jobs`, computed by all workers in parallel; `on_verdict(index,
+        verdict)` hears of each as soon as it is known (so an interrupted run loses none)."""
         jobs = list(jobs)
         verdicts: list[Optional[Verdict]] = [None] * len(jobs)
         bar = None
@@ -232,7 +234,10 @@ class SandboxPool:
         try:
             futures = {executor.submit(self.run_one, job): index for index, job in enumerate(jobs)}
             for future in concurrent.futures.as_completed(futures):
-                verdicts[futures[future]] = future.result()
+                index = futures[future]
+                verdicts[index] = future.result()
+                if on_verdict is not None:
+                    on_verdict(index, verdicts[index])
                 if bar is not None:
                     bar.update()
         finally:
