@@ -326,3 +326,27 @@ def test_environment_is_scrubbed_stdin_closed_and_directory_private(pool):
         if pool.launcher.name == "none":  # otherwise the directory lives in the worker's private /tmp
             assert not os.path.exists(cwd)
     assert first.output.splitlines()[1] != second.output.splitlines()[1]
+
+
+def test_walking_processes_that_vanish_never_raises():
+    """The evaluator once died of ProcessLookupError: a process reaped between opening and reading
+    its /proc/<pid>/stat makes the read fail with ESRCH. The walk that finds a worker's processes
+    must treat that as "gone", here against a shell that forks and reaps all the time."""
+    from evaluation import sandbox
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    stat = open(f"/proc/{sleeper.pid}/stat")
+    sleeper.kill()
+    sleeper.wait()
+    with pytest.raises(ProcessLookupError):  # the kernel's side of the race
+        stat.read()
+    stat.close()
+    churn = subprocess.Popen(["sh", "-c", "while :; do (:) & (:) & wait; done"])
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            for pid, started in sandbox._descendants(churn.pid):
+                sandbox._gone(pid, started)
+    finally:
+        churn.kill()
+        churn.wait()
