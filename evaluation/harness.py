@@ -79,6 +79,7 @@ class _CandidateProxy:
     def __init__(self, calls: int, replies: int) -> None:
         self.calls, self.replies = calls, replies
         self.sequence = 0
+        self.started = False
         self.fault: Optional[str] = None
 
     def receive(self) -> tuple:
@@ -97,15 +98,19 @@ class _CandidateProxy:
         return CandidateFault(self.fault)
 
     def start(self) -> None:
-        """Waits until the program has run; raises what it raised (type and message)."""
+        """Waits until the program has run; one that raised (its type and message) fails the sample.
+        Called at the first call, so the test code is executed while the candidate runs its program."""
+        self.started = True
         message = self.receive()
         if message == ("ready",):
             return
         if len(message) == 3 and message[0] == "error" and all(type(part) is str for part in message[1:]):
-            raise CandidateError(f"the program raised {message[1]}: {message[2]}")
+            raise self._broken(f"the program raised {message[1]}: {message[2][:MAX_RESULT_BYTES]}")
         raise self._broken("the candidate sent a message that is not a reply")
 
     def call(self, args: tuple, kwargs: dict) -> Any:
+        if not self.started:
+            self.start()
         if self.fault:
             raise CandidateFault(self.fault)
         self.sequence += 1
@@ -128,7 +133,9 @@ class _CandidateProxy:
 
     def finish(self) -> None:
         """Raises if the candidate broke the protocol at any point, also where the tests caught
-        the exception that said so."""
+        the exception that said so, or never called the candidate."""
+        if not self.started:
+            self.start()
         if self.fault:
             raise CandidateFault(self.fault)
 
@@ -155,9 +162,7 @@ def check(test: str, entry_point: str, calls: int, replies: int) -> bytes:
 
     try:
         tests: dict = {entry_point: candidate}
-        code = _compiled(test)  # while the candidate runs its program
-        proxy.start()
-        exec(code, tests)
+        exec(_compiled(test), tests)
         if "check" in tests:
             tests[entry_point] = candidate  # a prompt in the test code defined its stub under that name
             tests["check"](candidate)

@@ -31,7 +31,7 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NamedTuple, NoReturn, Optional
 
 # Modules the HumanEval/MBPP programs import, loaded once so every forked sample has them for free.
 # The list stays short because fork time grows with this process's memory (hashlib alone, with
@@ -102,6 +102,7 @@ class Server:
         self.uid: Optional[int] = settings["uid"] if dropping else None
         self.checker_uid: Optional[int] = settings["checker_uid"] if dropping else None
         self.checker: Optional[tuple[int, socket.socket]] = None  # (pid, control socket)
+        self.spare: Optional[_Spare] = None
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
@@ -113,29 +114,44 @@ class Server:
     def hello(self) -> dict:
         return {"uid_drop": self.uid is not None, "mounted_private_dirs": self.mounted}
 
-    def run(self, job: dict) -> dict:
-        """The verdict on one job, given only once every process the sample started is gone."""
+    def prepare(self) -> None:
+        """Forks the next sample's candidate process ahead of its job, while the pool has the last
+        verdict in hand, so the fork and the process's set-up are off the critical path."""
+        if self.spare is not None:
+            return
         workdir = tempfile.mkdtemp(dir=self.base)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
-        if self.checker is None:
-            self.checker = self._start_checker()
         out_read, out_write = os.pipe()
         calls_read, calls_write = os.pipe()
         replies_read, replies_write = os.pipe()
-        _, control = self.checker
-        socket.send_fds(control, [b"J"], [calls_write, replies_read])
-        write_message(control.fileno(), (job["test"], job["entry_point"]))
-        candidate = _fork(lambda: self._candidate(job, workdir, {1: out_write, 2: out_write, 3: calls_read,
-                                                                  4: replies_write}))
-        for fd in (out_write, calls_read, calls_write, replies_read, replies_write):
+        pid = _fork(lambda: self._candidate(workdir, {1: out_write, 2: out_write, 3: calls_read, 4: replies_write}))
+        for fd in (out_write, calls_read, replies_write):
             os.close(fd)
+        self.spare = _Spare(pid, workdir, out_read, calls_write, replies_read)
+
+    def run(self, job: dict) -> dict:
+        """The verdict on one job, given only once every process the sample started is gone."""
+        self.prepare()
+        candidate, self.spare = self.spare, None
+        if self.checker is None:
+            self.checker = self._start_checker()
         try:
-            return self._collect(job["timeout"], out_read)
+            write_message(candidate.calls_write, (job["program"], job["entry_point"], math.ceil(job["timeout"]) + 1))
+            _, control = self.checker
+            socket.send_fds(control, [b"J"], [candidate.calls_write, candidate.replies_read])
+            write_message(control.fileno(), (job["test"], job["entry_point"]))
+        except BrokenPipeError:  # the spare died (it never ran anything): the checker reports it
+            pass
         finally:
-            self._clean_up(candidate)
-            os.close(out_read)
-            shutil.rmtree(workdir, ignore_errors=True)
+            os.close(candidate.calls_write)
+            os.close(candidate.replies_read)
+        try:
+            return self._collect(job["timeout"], candidate.out_read)
+        finally:
+            self._clean_up(candidate.pid)
+            os.close(candidate.out_read)
+            shutil.rmtree(candidate.workdir, ignore_errors=True)
 
     def _start_checker(self) -> tuple[int, socket.socket]:
         """The checker process, which serves every sample of this worker until a sample times out
@@ -179,15 +195,20 @@ class Server:
         die_with_parent()  # after the uid change, which clears it
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    def _candidate(self, job: dict, workdir: str, fds: dict[int, int]) -> NoReturn:
-        self._enter(fds, self.uid, math.ceil(job["timeout"]) + 1)
+    def _candidate(self, workdir: str, fds: dict[int, int]) -> NoReturn:
+        self._enter(fds, self.uid, None)
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(PATH=_SAMPLE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
         sys.stdin = open(0, closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        serve_candidate(job["program"], job["entry_point"], calls=3, replies=4)
+        job = read_message(3)  # the first message on the call pipe: (program, entry point, CPU seconds)
+        if job is None:
+            os._exit(0)
+        program, entry_point, cpu_seconds = job
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))  # lowering needs no privilege
+        serve_candidate(program, entry_point, calls=3, replies=4)
 
     def _checker(self, fds: dict[int, int]) -> NoReturn:
         # No CPU rlimit: it lives for many samples; the server's timeout bounds each of them.
@@ -238,6 +259,16 @@ class Server:
     def close(self) -> None:
         kill_descendants()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class _Spare(NamedTuple):
+    """A candidate process forked ahead of its job, and the server's ends of its pipes."""
+
+    pid: int
+    workdir: str
+    out_read: int
+    calls_write: int
+    replies_read: int
 
 
 def _fork(start: Callable[[], NoReturn]) -> int:
@@ -350,8 +381,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (server.close(), os._exit(0)))
     try:
         write_message(replies, server.hello())
+        server.prepare()
         while (job := read_message(requests)) is not None:
             write_message(replies, server.run(job))
+            server.prepare()
     finally:
         server.close()
 

@@ -65,9 +65,21 @@ def run(pool: SandboxPool, *jobs: Job):
 
 
 def assert_no_sample_processes(pool: SandboxPool) -> None:
-    """Nothing runs as a candidate's uid or carries the marker (each worker keeps its checker)."""
+    """Nothing carries the marker, and a candidate's uid runs nothing but, per worker, the one
+    blank candidate process forked ahead of the next job (each worker keeps its checker too)."""
     uids = {worker.uid for worker in pool._all}
-    strays = processes_with(lambda uid, command: uid in uids or MARKER in command)
-    assert strays == [], f"stray sample processes: {strays}"
+    marked = processes_with(lambda uid, command: MARKER in command)
+    assert marked == [], f"stray sample processes: {marked}"
+    for uid in uids:
+        running = processes_with(lambda owner, command: owner == uid)
+        assert len(running) <= 1 and all(_is_blank_candidate(pid) for pid in running), f"stray sample processes: {running}"
 
 
+def _is_blank_candidate(pid: int) -> bool:
+    """A spare waits for its job on a pipe, has run no program and started nothing."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        command = cmdline.read()
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    return fields[0] == "S" and b"evaluation.sandbox_server" in command and children == []
