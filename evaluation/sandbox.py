@@ -1,6 +1,8 @@
-"""The sandbox pool (DESIGN.md data flow: "sandbox -> pass@k"): parallel workers, each a long-lived
-`evaluation.sandbox_server` fork server started through the launcher `evaluation.isolation` picks,
-that run untrusted programs and return verdicts.
+"""The sandbox pool (DESIGN.md data flow: "sandbox -> pass@k"; "Sandbox"): parallel workers, each a
+long-lived `evaluation.sandbox_server` fork server started through the launcher
+`evaluation.isolation` picks, that run samples and return verdicts. A sample is a `Job`: the
+untrusted program, run in a candidate process, and the trusted test code, run in a checker process
+that calls the candidate across a plain-data boundary and alone decides the verdict.
 
 Used by `evaluation.humaneval` for samples and by the data pipeline for synthetic exercises.
 Workers die with the evaluator (parent-death signal, bwrap `--die-with-parent`, unshare

