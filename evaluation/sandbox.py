@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Optional
 
 from evaluation import isolation
-from evaluation.boundary import read_message, write_message
+from evaluation.boundary import BoundaryError, read_message, write_message
 from evaluation.sandbox_server import children, die_with_parent
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,6 +141,8 @@ class _Worker:
     def run(self, job: Job) -> Optional[Verdict]:
         try:
             write_message(self.process.stdin.fileno(), asdict(job))
+        except BoundaryError as error:  # checked before anything is written
+            return Verdict(False, f"failed: the job is too large for the sandbox: {error}")
         except BrokenPipeError:
             return None
         reply = self._receive(job.timeout + _REPLY_GRACE_S)

@@ -172,7 +172,7 @@ class Server:
             _, control = self.checker
             socket.send_fds(control, [b"J"], [candidate.calls_write, candidate.replies_read])
             write_message(control.fileno(), (job["test"], job["entry_point"]))
-        except BrokenPipeError:  # the spare died (it never ran anything): the checker reports it
+        except OSError:  # the spare or the checker died: collecting finds it out and fails the sample
             pass
         finally:
             os.close(candidate.calls_write)
