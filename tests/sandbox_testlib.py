@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+import time
 
 import pytest
 
@@ -66,20 +67,26 @@ def run(pool: SandboxPool, *jobs: Job):
 
 def assert_no_sample_processes(pool: SandboxPool) -> None:
     """Nothing carries the marker, and a candidate's uid runs nothing but, per worker, the one
-    blank candidate process forked ahead of the next job (each worker keeps its checker too)."""
+    blank candidate process forked ahead of the next job (each worker keeps its checker too),
+    once that one has settled into waiting for its job."""
     uids = {worker.uid for worker in pool._all}
-    marked = processes_with(lambda uid, command: MARKER in command)
-    assert marked == [], f"stray sample processes: {marked}"
-    for uid in uids:
-        running = processes_with(lambda owner, command: owner == uid)
-        assert len(running) <= 1 and all(_is_blank_candidate(pid) for pid in running), f"stray sample processes: {running}"
+    deadline = time.monotonic() + 5.0
+    while True:
+        marked = processes_with(lambda uid, command: MARKER in command)
+        running = {uid: processes_with(lambda owner, command: owner == uid) for uid in uids}
+        settled = all(len(pids) <= 1 and all(_is_blank_candidate(pid) for pid in pids) for pids in running.values())
+        if (settled and not marked) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert marked == [] and settled, f"stray sample processes: {marked} {running}"
 
 
 def _is_blank_candidate(pid: int) -> bool:
-    """A spare waits for its job on a pipe, has run no program and started nothing."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-        command = cmdline.read()
-    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    return fields[0] == "S" and b"evaluation.sandbox_server" in command and children == []
+    """A spare is blocked reading its job from a pipe, has run no program and started nothing."""
+    try:
+        with open(f"/proc/{pid}/wchan") as wchan, open(f"/proc/{pid}/cmdline", "rb") as cmdline, \
+                open(f"/proc/{pid}/task/{pid}/children") as children:
+            return ("pipe_read" in wchan.read() and b"evaluation.sandbox_server" in cmdline.read()
+                    and children.read().split() == [])
+    except OSError:  # gone meanwhile
+        return False
