@@ -10,7 +10,7 @@ import json
 import re
 from typing import NamedTuple
 
-from data_pipeline.curation.classifier import SCORE_SCALE
+from data_pipeline.curation.classifier import check_score
 from data_pipeline.curation.labelled_files import RUBRIC_PATH
 
 MAX_LINES = 80
@@ -70,10 +70,8 @@ def parse_answer(answer: str) -> Judgement:
         raise ValueError(f"not a JSON object: {e}") from None
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-    score, rationale = value.get("score"), value.get("rationale")
-    low, high = SCORE_SCALE
-    if isinstance(score, bool) or not isinstance(score, int) or not low <= score <= high:
-        raise ValueError(f"score {score!r} is not an integer from {low} to {high}")
+    score = check_score(value.get("score"))
+    rationale = value.get("rationale")
     if not isinstance(rationale, str) or not rationale.strip():
         raise ValueError("rationale missing or empty")
     return Judgement(score, rationale.strip())

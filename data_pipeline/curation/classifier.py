@@ -74,6 +74,14 @@ class Classifier:
                 "classifier on the new embedder")
 
 
+def check_score(score: Any) -> int:
+    """`score` when it is an integer on the label scale (1-5); ValueError otherwise."""
+    low, high = SCORE_SCALE
+    if isinstance(score, bool) or not isinstance(score, int) or not low <= score <= high:
+        raise ValueError(f"score {score!r} is not an integer from {low} to {high}")
+    return score
+
+
 def positive_labels(scores: Sequence[int], positive_min_score: int) -> np.ndarray:
     return (np.asarray(scores) >= positive_min_score).astype(np.int64)
 
