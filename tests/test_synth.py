@@ -1,0 +1,176 @@
+"""`python -m data_pipeline.synth` against the local OpenAI-compatible server: every prompt ends
+kept or rejected with its reason, hostile exercises are rejected by the sandbox (and the host is
+untouched), bad textbook sections are rejected, faults change nothing, and the mixtures train on
+the generated shards."""
+
+import json
+import os
+
+import pytest
+
+from data_pipeline import records, synth
+from data_pipeline.llm_client import LLMClient
+from data_pipeline.synthesis import prompts
+
+PROSE = ("Binary search keeps an invariant: if the target is present, it lies between low and high. "
+         "Each comparison halves that interval, so a list of a million items needs about twenty steps. ")
+
+
+def section(title: str, code: str) -> str:
+    return f"## {title}\n\n{PROSE * 4}\n\n```python\n{code}```\n\n{PROSE * 2}\n"
+
+
+GOOD_CODE = "def halve(n: int) -> int:\n    return n // 2\n\nassert halve(9) == 4\n"
+TEXTBOOK_ANSWERS = {
+    "kept": lambda choices: section(choices["subtopic"].capitalize(), GOOD_CODE),
+    "refusal": lambda choices: "I'm sorry, but I cannot write that section. " + PROSE * 8,
+    "boilerplate opener": lambda choices: "Sure! Here is the section you asked for.\n\n" + section("X", GOOD_CODE),
+    "code block does not parse": lambda choices: section("Broken", "def halve(n:\n    return n // 2\n"),
+    "too short": lambda choices: "## Tiny\n\n```python\nx = 1\n```\n",
+}
+
+
+def exercise(name: str, body: str, tests: str) -> str:
+    return (f"```python\ndef {name}(values: list) -> int:\n    \"\"\"Sum of the even numbers in `values`.\"\"\"\n"
+            f"{body}\n\n{tests}```\n")
+
+
+GOOD_BODY = "    return sum(v for v in values if v % 2 == 0)"
+GOOD_TESTS = "assert {name}([1, 2, 3, 4]) == 6\nassert {name}([]) == 0\nassert {name}([-2, 5]) == -2\n"
+
+
+def exercise_answers(sentinel: str) -> dict:
+    attack = ("    try:\n        with open({path!r}, 'w') as f:\n            f.write('pwned')\n"
+              "    except OSError:\n        pass\n    import os, signal\n"
+              "    os.kill(os.getppid(), signal.SIGKILL)\n    os._exit(0)").format(path=sentinel)
+    return {
+        "kept": lambda name: exercise(name, GOOD_BODY, GOOD_TESTS.format(name=name)),
+        "tests failed": lambda name: exercise(name, GOOD_BODY, f"assert {name}([2]) == 3\n"),
+        "tests timed out": lambda name: exercise(name, "    while True:\n        pass", GOOD_TESTS.format(name=name)),
+        "attack": lambda name: exercise(name, attack, f"assert {name}([2]) == 2\n"),
+        "wrong function name": lambda name: exercise("something_else", GOOD_BODY, GOOD_TESTS.format(name="something_else")),
+        "syntax error": lambda name: f"```python\ndef {name}(values:\n    return 1\n```\n",
+    }
+
+
+def scripted_server(openai_server, kind: str, seed: int, plan: list, answers: dict, faults=()):
+    """A server answering prompt i of (kind, seed) with answers[plan[i]]."""
+    built = prompts.build_prompts(kind, seed, len(plan))
+    by_prompt = {(p.messages[-1]["content"], p.params["seed"]): (outcome, p.choices) for p, outcome in zip(built, plan)}
+    assert len(by_prompt) == len(plan), "prompts must differ"
+
+    def answer(body: dict) -> str:
+        outcome, choices = by_prompt[(body["messages"][-1]["content"], body["seed"])]
+        return answers[outcome](choices if kind == "textbook" else choices["function_name"])
+
+    return openai_server(answer, faults, slow_seconds=1.5)
+
+
+def client_for(server, tmp_path, **options) -> LLMClient:
+    return LLMClient(base_url=server.base_url, model="test-model", cache_dir=str(tmp_path / "cache"), timeout=0.5,
+                     backoff_base=0.01, backoff_max=0.05, concurrency=4, **options)
+
+
+def read_out(out) -> tuple[list[dict], dict, list[dict]]:
+    kept = list(records.read_records(str(out)))
+    report = json.loads((out / "report" / "report.json").read_text())
+    rejected = [json.loads(line) for line in (out / "report" / "rejected.jsonl").read_text().splitlines()]
+    return kept, report, rejected
+
+
+def test_textbook_sections_are_validated_under_faults_one_outcome_per_prompt(openai_server, tmp_path):
+    plan = ["kept", "refusal", "kept", "boilerplate opener", "code block does not parse", "kept", "too short", "kept"]
+    faults = ["429", "500", "drop", "truncated", "malformed", "slow"] + [None] * 100
+    server = scripted_server(openai_server, "textbook", 7, plan, TEXTBOOK_ANSWERS, faults)
+    out = tmp_path / "out"
+    client = client_for(server, tmp_path)
+    report = synth.synthesize("textbook", client=client, num=len(plan), out=str(out), seed=7)
+    kept, written, rejected = read_out(out)
+
+    assert written == report
+    assert sorted(r["meta"]["generation"]["index"] for r in kept) == [i for i, o in enumerate(plan) if o == "kept"]
+    assert sorted((r["index"], r["reason"]) for r in rejected) == [(i, o) for i, o in enumerate(plan) if o != "kept"]
+    assert report["kept"] + sum(report["rejected"].values()) == report["requested"] == len(plan)
+    assert len({r["id"] for r in kept}) == len(kept) and all(r["source"] == "textbook" for r in kept)
+    assert report["tokens"]["new_completion"] == server.served_completion_tokens
+    assert report["tokens"]["new_prompt"] == server.served_prompt_tokens
+    assert len(server.served_prompts) == len(plan) and sum(report["retries"].values()) == 6
+    record = kept[0]
+    generation = record["meta"]["generation"]
+    index = generation["index"]
+    expected = prompts.textbook_prompt(7, index)
+    assert generation["messages"] == list(expected.messages) and generation["params"] == expected.params
+    assert record["meta"]["title"] == expected.choices["subtopic"].capitalize()
+
+
+def test_hostile_and_broken_exercises_are_rejected_and_only_passing_ones_kept(openai_server, tmp_path):
+    sentinel = tmp_path / "host_file.txt"
+    sentinel.write_text("untouched")
+    plan = ["kept", "tests failed", "tests timed out", "attack", "wrong function name", "syntax error", "kept"]
+    server = scripted_server(openai_server, "exercises", 3, plan, exercise_answers(str(sentinel)))
+    out = tmp_path / "out"
+    report = synth.synthesize("exercises", client=client_for(server, tmp_path), num=len(plan), out=str(out),
+                              seed=3, sandbox_workers=2, sandbox_timeout=1.0)
+    kept, _, rejected = read_out(out)
+
+    reasons = dict(sorted((r["index"], r["reason"]) for r in rejected))
+    assert reasons == {1: "tests failed", 2: "tests timed out", 3: "tests failed", 4: "wrong function name",
+                       5: "syntax error"}
+    assert report["kept"] == 2 and sentinel.read_text() == "untouched"
+    for record in kept:
+        meta, choices = record["meta"], record["meta"]["generation"]["choices"]
+        assert meta["entry_point"] == choices["function_name"] and record["source"] == "exercises"
+        assert record["text"] == meta["prompt"] + meta["solution"]
+        assert meta["prompt"].startswith(f"def {meta['entry_point']}(values: list) -> int:\n    \"\"\"Sum")
+        assert len(meta["tests"]) == 3 and meta["tests"][0].startswith(f"assert {meta['entry_point']}(")
+
+
+def test_budget_stop_writes_a_report_and_exits_3_then_a_higher_cap_completes(openai_server, tmp_path):
+    plan = ["kept"] * 6
+    server = scripted_server(openai_server, "textbook", 1, plan, TEXTBOOK_ANSWERS)
+    out = tmp_path / "out"
+    common = ["textbook", "--base-url", server.base_url, "--model", "m", "--num", "6", "--out", str(out),
+              "--seed", "1", "--concurrency", "1", "--completion-price", "10000", "--no-progress"]
+    assert synth.main([*common, "--budget-usd", "2"]) == synth.BUDGET_EXIT_CODE
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert "budget cap of $2.0000 reached" in report["stopped_by_budget"] and report["answered"] < 6
+    answered = server.requests
+    assert synth.main([*common, "--budget-usd", "100"]) == 0
+    assert server.requests == 6 and answered < 6
+    assert json.loads((out / "report" / "report.json").read_text())["kept"] == 6
+
+
+def test_help_says_what_it_reads_and_writes(capsys):
+    with pytest.raises(SystemExit):
+        synth.main(["--help"])
+    text = capsys.readouterr().out
+    assert "Reads:" in text and "Writes" in text and "report/report.json" in text
+
+
+def test_the_mixtures_train_on_generated_shards(openai_server, tmp_path):
+    """One short training run on the exercises mixture; the textbook mixture's batches are read
+    from the generated shards by the same loader (a second compile would double the test's time)."""
+    from data_pipeline.loader import make_train_iterator
+    from phi1_jax.train import train
+    from train_testlib import run_config
+
+    config = run_config(str(tmp_path / "workdir"), steps=2)
+    for kind, answers in (("textbook", TEXTBOOK_ANSWERS), ("exercises", exercise_answers(str(tmp_path / "x")))):
+        server = scripted_server(openai_server, kind, 0, ["kept"] * 12, answers)
+        out = tmp_path / kind
+        report = synth.synthesize(kind, client=client_for(server, tmp_path / kind), num=12, out=str(out),
+                                  sandbox_workers=2)
+        assert report["kept"] == 12
+        config.data.sources[kind] = str(out / f"{kind}-*.jsonl")
+
+    textbook_only = config.data.copy_and_resolve_references()
+    textbook_only.mixture = "code_textbook"
+    textbook_only.mixture_rates.update(dict(stack=0.0, stackoverflow=0.0))
+    batch = next(iter(make_train_iterator(textbook_only, seq_len=32, batch_size=4, shard_index=0, shard_count=1,
+                                          seed=0, split="train")))
+    assert batch["decoder_loss_weights"].sum() > 0
+
+    config.data.mixture = "code_exercises"
+    train(config)
+    losses = [json.loads(line) for line in open(os.path.join(config.workdir, "metrics.jsonl"))]
+    assert [m["step"] for m in losses if "loss" in m] == [1, 2]
