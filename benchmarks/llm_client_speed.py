@@ -2,7 +2,7 @@
 local OpenAI-compatible test server answering after a fixed 200 ms, beside the ideal of the same
 run (concurrency / latency = 320/s; target: at least 80% of it), and the client's own CPU time per
 request (the server runs in a child process, so it is not counted). Every answer goes through the
-client's whole path: rate-limit bookkeeping, retries wrapper, parsing and the fsynced cache write.
+client's whole path: retry wrapper, parsing and the cache write (fsynced every second).
 
     .venv/bin/python benchmarks/llm_client_speed.py [--requests 1600] [--concurrency 64] [--latency 0.2]
 """
@@ -63,7 +63,9 @@ def main() -> None:
     print(f"{args.requests} requests, concurrency {args.concurrency}, server latency {args.latency * 1e3:.0f} ms")
     print(f"ideal    {ideal:8.1f} requests/s")
     print(f"client   {rate:8.1f} requests/s  ({rate / ideal:.0%} of ideal; target >= 80%)")
-    print(f"client CPU time per request: {cpu / args.requests * 1e3:.2f} ms  (wall {wall:.2f} s)")
+    print(f"client CPU time per request: {cpu / args.requests * 1e3:.2f} ms  (wall {wall:.2f} s); "
+          f"{ideal:.0f}/s needs {cpu / args.requests * ideal:.0%} of one core")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ OpenAI-compatible `base_url` (OpenAI, vLLM, llama.cpp server, TGI), chat or comp
   tokens-per-minute limits (aiolimiter);
 - retries with exponential backoff and full jitter on 429, 5xx, timeouts, dropped connections and
   malformed or truncated JSON, waiting at least what `retry-after` asks;
-- a content-addressed cache: one file per answer under `cache_dir`, named by the hash of (model,
-  prompt, sampling parameters, sample index, parse attempt), written atomically (temp file, fsync,
-  rename) the moment the answer arrives, so a SIGKILL at any moment loses no answer and a rerun
+- a content-addressed cache under `cache_dir`: answers keyed by the hash of (model, prompt,
+  sampling parameters, sample index, parse attempt), appended to a log the moment they arrive and
+  fsynced every second and at the end, so a SIGKILL at any moment loses no answer and a rerun
   requests nothing that was answered;
 - usage and cost accounting (prices per million prompt / completion tokens) with a budget cap:
   when the cost of the answers used by a run (cached ones included) reaches `budget_usd`, no new
@@ -34,7 +34,6 @@ import os
 import random
 import ssl
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -45,6 +44,8 @@ from aiolimiter import AsyncLimiter
 Messages = Sequence[Mapping[str, str]]
 _CHARS_PER_TOKEN = 4  # rough prompt-size estimate for the tokens-per-minute limiter only
 _DEFAULT_MAX_TOKENS_ESTIMATE = 256
+# How often answers written to the cache are fsynced (a crash of the process loses nothing anyway).
+_SYNC_INTERVAL_S = 1.0
 # Wrong key, no access or no such model/route: every request would fail, so the run stops at once.
 _CONFIGURATION_ERRORS = (401, 403, 404)
 
@@ -150,46 +151,82 @@ def cache_key(model: str, request: LLMRequest, attempt: int = 0) -> str:
 
 
 class AnswerCache:
-    """One JSON file per answer, `<dir>/<key[:2]>/<key>.json`, each written atomically and fsynced."""
+    """Append-only answer logs `<dir>/answers-<time>-<pid>.log`, one per writer, one line per answer:
+    `<64 hex key>\t<entry JSON>\n`. A line is written with one `os.write` the moment its answer
+    arrives (a SIGKILL after that loses nothing: the kernel has it) and `sync` fsyncs the log (power
+    loss); a line torn by a crash has no newline and is ignored. Opening scans the logs for keys and
+    offsets only; `get` reads one entry."""
+
+    _KEY_LENGTH = 64
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
+        self._index: dict[str, tuple[str, int, int]] = {}  # key -> (log, offset, length) of its JSON
+        for name in sorted(os.listdir(directory)):
+            if name.startswith("answers-") and name.endswith(".log"):
+                self._scan(os.path.join(directory, name))
+        self._fd: Optional[int] = None
+        self._path = ""
+        self._offset = 0
+        self._unsynced = False
 
-    def _path(self, key: str) -> str:
-        return os.path.join(self.directory, key[:2], f"{key}.json")
+    def _scan(self, path: str) -> None:
+        offset, k = 0, self._KEY_LENGTH
+        with open(path, "rb") as f:
+            for line in f:
+                if line.endswith(b"\n") and line[k:k + 1] == b"\t":
+                    self._index[line[:k].decode("ascii")] = (path, offset + k + 1, len(line) - k - 2)
+                offset += len(line)
 
     def get(self, key: str) -> Optional[dict]:
-        try:
-            with open(self._path(key), encoding="utf-8") as f:
-                return json.load(f)
-        except FileNotFoundError:
+        where = self._index.get(key)
+        if where is None:
             return None
+        path, offset, length = where
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return json.loads(f.read(length))
 
     def put(self, key: str, entry: Mapping[str, Any]) -> None:
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if len(key) != self._KEY_LENGTH:
+            raise ValueError(f"cache keys are {self._KEY_LENGTH} hex digits, got {key!r}")
+        if self._fd is None:
+            self._path = os.path.join(self.directory, f"answers-{time.time_ns()}-{os.getpid()}.log")
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            _fsync_directory(self.directory)
+        data = json.dumps(entry, ensure_ascii=False).encode("utf-8")
+        line = memoryview(key.encode("ascii") + b"\t" + data + b"\n")
+        while line:  # a regular file takes it all unless the disk is full, which raises
+            line = line[os.write(self._fd, line):]
+        self._index[key] = (self._path, self._offset + self._KEY_LENGTH + 1, len(data))
+        self._offset += self._KEY_LENGTH + len(data) + 2
+        self._unsynced = True
+
+    def sync(self) -> None:
+        if self._fd is not None and self._unsynced:
+            self._unsynced = False
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
 
     def __len__(self) -> int:
-        return sum(1 for _, _, files in os.walk(self.directory) for name in files
-                   if name.endswith(".json") and not name.startswith(".tmp-"))
+        return len(self._index)
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
@@ -290,17 +327,25 @@ class _Run:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(self.requests)):
             queue.put_nowait(index)
+        syncer = asyncio.create_task(self._sync_periodically())
         try:
             workers = [asyncio.create_task(self._worker(queue))
                        for _ in range(min(client.concurrency, len(self.requests)) or 1)]
             await asyncio.gather(*workers)
         finally:
+            syncer.cancel()
+            client.cache.sync()
             if self.bar is not None:
                 self.bar.close()
             self.stats.wall_s = time.monotonic() - start
         if self.stopped and any(r is None for r in self.results):
             raise BudgetExceeded(client._budget_message(self.results), self.results, self.stats)
         return self.results  # type: ignore[return-value]
+
+    async def _sync_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_SYNC_INTERVAL_S)
+            await asyncio.to_thread(self.client.cache.sync)
 
     async def _worker(self, queue: asyncio.Queue[int]) -> None:
         # One connection pool per worker: the HTTP pool scans all its connections on every request,
@@ -393,7 +438,7 @@ class _Run:
         entry = {"model": client.model, "prompt": request.prompt, "params": dict(request.params),
                  "sample_index": request.sample_index, "text": text,
                  "usage": dataclasses.asdict(usage), "finish_reason": finish_reason}
-        await asyncio.to_thread(client.cache.put, key, entry)
+        client.cache.put(key, entry)
         self.stats.new_answers += 1
         self.stats.new_usage.add(usage)
         self.stats.new_cost_usd += client.cost(usage)

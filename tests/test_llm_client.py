@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from data_pipeline.llm_client import AnswerCache, BudgetExceeded, LLMClient, LLMRequest
+from data_pipeline.llm_client import AnswerCache, BudgetExceeded, LLMClient, LLMRequest, cache_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -145,3 +145,19 @@ def test_budget_cap_stops_cleanly_and_a_higher_cap_completes(openai_server, tmp_
     results = client.run(requests)
     assert all(r.ok for r in results) and server.requests == 20 == len(set(server.served_prompts))
     assert client.stats.cost_usd == pytest.approx(20.0) and client.stats.new_cost_usd == pytest.approx(15.0)
+
+
+def test_a_line_torn_by_a_crash_is_ignored_and_the_answers_before_it_are_kept(tmp_path):
+    cache = AnswerCache(str(tmp_path))
+    keys = [cache_key("m", LLMRequest(f"p{i}")) for i in range(3)]
+    for key in keys[:2]:
+        cache.put(key, {"text": key[:8], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    cache.close()
+    (log,) = tmp_path.glob("answers-*.log")
+    with open(log, "ab") as f:
+        f.write(keys[2].encode() + b'\t{"text": "cut off by SIGK')
+    reopened = AnswerCache(str(tmp_path))
+    assert len(reopened) == 2 and keys[2] not in reopened
+    assert [reopened.get(k)["text"] for k in keys[:2]] == [k[:8] for k in keys[:2]]
+    reopened.put(keys[2], {"text": "again", "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    assert AnswerCache(str(tmp_path)).get(keys[2])["text"] == "again"
