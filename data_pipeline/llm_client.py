@@ -255,7 +255,7 @@ class LLMClient:
                  timeout: float = 60.0, max_retries: int = 8, backoff_base: float = 0.5,
                  backoff_max: float = 30.0, prompt_price_per_m: float = 0.0,
                  completion_price_per_m: float = 0.0, budget_usd: Optional[float] = None,
-                 progress: bool = False, description: str = "llm") -> None:
+                 batch_poll_interval: float = 30.0, progress: bool = False, description: str = "llm") -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.model = model
@@ -273,9 +273,11 @@ class LLMClient:
         self.prompt_price_per_m = prompt_price_per_m
         self.completion_price_per_m = completion_price_per_m
         self.budget_usd = budget_usd
+        self.batch_poll_interval = batch_poll_interval
         self.progress = progress
         self.description = description
         self.stats = RunStats()
+        self._fresh: set[str] = set()  # keys answered by the batches of this run_batch
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.prompt_price_per_m
@@ -288,10 +290,123 @@ class LLMClient:
 
     async def arun(self, requests: Sequence[LLMRequest], parse: Optional[Callable[[str], Any]] = None,
                    max_parse_attempts: int = 3) -> list[LLMResult]:
+        self.stats, self._fresh = RunStats(requests=len(requests)), set()
+        return await self._finish(requests, parse, max_parse_attempts)
+
+    async def _finish(self, requests: Sequence[LLMRequest], parse: Optional[Callable[[str], Any]],
+                      max_parse_attempts: int) -> list[LLMResult]:
         if max_parse_attempts < 1:
             raise ValueError(f"max_parse_attempts must be at least 1, got {max_parse_attempts}")
-        run = _Run(self, list(requests), parse, max_parse_attempts)
-        return await run.execute()
+        return await _Run(self, list(requests), parse, max_parse_attempts).execute()
+
+    def run_batch(self, requests: Sequence[LLMRequest], parse: Optional[Callable[[str], Any]] = None,
+                  max_parse_attempts: int = 3, *, max_rounds: int = 3) -> list[LLMResult]:
+        """`run` through the Batch API, for bulk jobs at its lower price: the requests with no cached
+        answer go up as JSONL files (one per route, `custom_id` = cache key), the results are joined
+        back on `custom_id` into the cache, requests a batch left unanswered go into another batch
+        (up to `max_rounds`), unparseable answers into the next attempt's batch; whatever is still
+        unanswered is then requested directly. Batch ids are recorded in `cache_dir/batches.jsonl`,
+        so a restarted run polls the batch it had submitted instead of paying for it twice. The
+        budget is checked before each batch; a batch can pass it by its own size."""
+        requests = list(requests)
+        self.stats, self._fresh = RunStats(requests=len(requests)), set()
+        api = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
+                            max_retries=self.max_retries)
+        try:
+            for attempt in range(max_parse_attempts):
+                wanted = [r for r in requests if self._wants_attempt(r, attempt, parse)]
+                for _ in range(max_rounds):
+                    missing = {}
+                    for request in wanted:
+                        key = cache_key(self.model, request, attempt)
+                        if key not in self.cache:
+                            missing[key] = request
+                    if not missing or (self.budget_usd is not None and self.stats.new_cost_usd >= self.budget_usd):
+                        break
+                    self._batch_round(api, missing)
+        finally:
+            api.close()
+        return asyncio.run(self._finish(requests, parse, max_parse_attempts))
+
+    def _wants_attempt(self, request: LLMRequest, attempt: int, parse: Optional[Callable[[str], Any]]) -> bool:
+        """Whether `request` needs an answer for parse attempt `attempt`: every earlier one is
+        cached and unparseable."""
+        if attempt == 0:
+            return True
+        if parse is None:
+            return False
+        for earlier in range(attempt):
+            entry = self.cache.get(cache_key(self.model, request, earlier))
+            if entry is None:
+                return False
+            try:
+                parse(entry["text"])
+                return False
+            except ValueError:
+                continue
+        return True
+
+    def _batch_round(self, api: openai.OpenAI, missing: Mapping[str, LLMRequest]) -> None:
+        by_route: dict[str, list[str]] = {}
+        for key, request in missing.items():
+            path, body = request_body(self.model, request)
+            by_route.setdefault(path, []).append(json.dumps(
+                {"custom_id": key, "method": "POST", "url": f"/v1{path}", "body": body}, ensure_ascii=False))
+        for path, lines in by_route.items():
+            batch = self._submitted_batch(api, path, lines)
+            while batch.status not in ("completed", "failed", "expired", "cancelled"):
+                time.sleep(self.batch_poll_interval)
+                batch = api.batches.retrieve(batch.id)
+            if not batch.output_file_id:
+                self.stats.retries[f"batch {batch.status}"] = self.stats.retries.get(f"batch {batch.status}", 0) + 1
+                continue
+            for line in api.files.content(batch.output_file_id).text.splitlines():
+                item = json.loads(line)
+                request = missing.get(item.get("custom_id"))
+                response = item.get("response") or {}
+                if request is None or item["custom_id"] in self.cache:
+                    continue
+                self.stats.api_calls += 1
+                try:
+                    if response.get("status_code") != 200:
+                        raise _RetryableError(f"batch item {response.get('status_code')}")
+                    self._store(item["custom_id"], request, *read_answer(request, response.get("body")))
+                    self._fresh.add(item["custom_id"])
+                except _RetryableError as e:
+                    self.stats.retries[e.reason] = self.stats.retries.get(e.reason, 0) + 1
+
+    def _submitted_batch(self, api: openai.OpenAI, path: str, lines: list[str]) -> Any:
+        """The batch of these request lines: the one recorded earlier if it can still deliver, else a new one."""
+        content = ("\n".join(lines) + "\n").encode("utf-8")
+        digest = hashlib.sha256(path.encode() + b"\0" + content).hexdigest()
+        ledger = os.path.join(self.cache.directory, "batches.jsonl")
+        if os.path.exists(ledger):
+            with open(ledger, encoding="utf-8") as f:
+                known = [json.loads(line) for line in f if line.endswith("\n")]
+            for record in reversed(known):
+                if record["requests"] == digest:
+                    batch = api.batches.retrieve(record["batch_id"])
+                    if batch.status not in ("failed", "expired", "cancelled"):
+                        return batch
+                    break
+        uploaded = api.files.create(file=("requests.jsonl", content), purpose="batch")
+        batch = api.batches.create(input_file_id=uploaded.id, endpoint=f"/v1{path}", completion_window="24h")
+        with open(ledger, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"requests": digest, "batch_id": batch.id}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return batch
+
+    def _store(self, key: str, request: LLMRequest, text: str, usage: Usage, finish_reason: Optional[str]) -> dict:
+        """Caches a new answer and counts it; returns its cache entry."""
+        entry = {"model": self.model, "prompt": request.prompt, "params": dict(request.params),
+                 "sample_index": request.sample_index, "text": text,
+                 "usage": dataclasses.asdict(usage), "finish_reason": finish_reason}
+        self.cache.put(key, entry)
+        self.stats.new_answers += 1
+        self.stats.new_usage.add(usage)
+        self.stats.new_cost_usd += self.cost(usage)
+        return entry
 
     def _budget_message(self, results: Sequence[Optional[LLMResult]]) -> str:
         missing = sum(r is None for r in results)
@@ -311,7 +426,7 @@ class _Run:
         self.parse = parse
         self.max_parse_attempts = max_parse_attempts
         self.results: list[Optional[LLMResult]] = [None] * len(requests)
-        self.stats = client.stats = RunStats(requests=len(requests))
+        self.stats = client.stats
         self.stopped = False
         self.bar = None
 
@@ -395,6 +510,8 @@ class _Run:
                     result.attempts = attempt + 1
                     return result
                 result.cached = False
+            elif key in self.client._fresh:  # answered by this run_batch, counted when it arrived
+                result.cached = False
             else:
                 usage = Usage(**entry["usage"])
                 self.stats.cached_answers += 1
@@ -435,14 +552,7 @@ class _Run:
                     raise
                 ceiling = min(client.backoff_max, client.backoff_base * 2 ** retry)
                 await asyncio.sleep(max(random.uniform(0, ceiling), e.retry_after or 0.0))
-        entry = {"model": client.model, "prompt": request.prompt, "params": dict(request.params),
-                 "sample_index": request.sample_index, "text": text,
-                 "usage": dataclasses.asdict(usage), "finish_reason": finish_reason}
-        client.cache.put(key, entry)
-        self.stats.new_answers += 1
-        self.stats.new_usage.add(usage)
-        self.stats.new_cost_usd += client.cost(usage)
-        return entry
+        return client._store(key, request, text, usage, finish_reason)
 
     @staticmethod
     def _token_estimate(request: LLMRequest) -> int:
@@ -456,11 +566,7 @@ class _Run:
         The body goes out as given and the answer comes back as plain JSON (`cast_to=object`, the
         openai package's documented way to call any route): its per-request parameter transform
         and pydantic models cost more CPU than the rest of the client together."""
-        if request.is_chat:
-            path, body = "/chat/completions", {"model": self.client.model, "messages": list(request.prompt)}
-        else:
-            path, body = "/completions", {"model": self.client.model, "prompt": request.prompt}
-        body.update(request.params)
+        path, body = request_body(self.client.model, request)
         try:
             response = await api.post(path, body=body, cast_to=object)
         except openai.APIStatusError as e:
@@ -475,13 +581,28 @@ class _Run:
             raise _RetryableError("connection") from e
         except (ValueError, openai.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
             raise _RetryableError("malformed answer") from e
-        try:
-            choice = response["choices"][0]
-            text = choice["message"]["content"] if request.is_chat else choice["text"]
-            usage = response.get("usage") or {}
-            counted = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        except (TypeError, KeyError, IndexError, AttributeError, ValueError) as e:
-            raise _RetryableError("malformed answer") from e
-        if not isinstance(text, str):
-            raise _RetryableError("malformed answer")
-        return text, counted, choice.get("finish_reason")
+        return read_answer(request, response)
+
+
+def request_body(model: str, request: LLMRequest) -> tuple[str, dict]:
+    """(API route, JSON body) of a request."""
+    if request.is_chat:
+        path, body = "/chat/completions", {"model": model, "messages": list(request.prompt)}
+    else:
+        path, body = "/completions", {"model": model, "prompt": request.prompt}
+    body.update(request.params)
+    return path, body
+
+
+def read_answer(request: LLMRequest, response: Any) -> tuple[str, Usage, Optional[str]]:
+    """(text, usage, finish_reason) of a chat or completions answer; _RetryableError when malformed."""
+    try:
+        choice = response["choices"][0]
+        text = choice["message"]["content"] if request.is_chat else choice["text"]
+        usage = response.get("usage") or {}
+        counted = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError) as e:
+        raise _RetryableError("malformed answer") from e
+    if not isinstance(text, str):
+        raise _RetryableError("malformed answer")
+    return text, counted, choice.get("finish_reason")

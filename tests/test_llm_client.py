@@ -25,7 +25,8 @@ def echo(body: dict) -> str:
 
 
 def fast_client(server, cache_dir, **options) -> LLMClient:
-    settings = dict(model="test-model", timeout=0.5, backoff_base=0.01, backoff_max=0.05, concurrency=8)
+    settings = dict(model="test-model", timeout=0.5, backoff_base=0.01, backoff_max=0.05, concurrency=8,
+                    batch_poll_interval=0.01)
     settings.update(options)
     return LLMClient(base_url=server.base_url, cache_dir=str(cache_dir), **settings)
 
@@ -161,3 +162,27 @@ def test_a_line_torn_by_a_crash_is_ignored_and_the_answers_before_it_are_kept(tm
     assert [reopened.get(k)["text"] for k in keys[:2]] == [k[:8] for k in keys[:2]]
     reopened.put(keys[2], {"text": "again", "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
     assert AnswerCache(str(tmp_path)).get(keys[2])["text"] == "again"
+
+
+def test_batch_mode_joins_results_on_custom_id_and_asks_unparseable_ones_again(openai_server, tmp_path):
+    asked = collections.Counter()
+
+    def answer(body: dict) -> str:
+        prompt = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
+        asked[prompt] += 1
+        return "not a number" if prompt == "q3" and asked[prompt] == 1 else str(len(prompt) * 10)
+
+    server = openai_server(answer)
+    requests = ([LLMRequest([{"role": "user", "content": f"q{i}"}]) for i in range(6)]
+                + [LLMRequest(f"completion {i}") for i in range(2)])
+    client = fast_client(server, tmp_path)
+    results = client.run_batch(requests, parse=int)
+
+    assert [r.value for r in results] == [20] * 6 + [120] * 2
+    assert results[3].raw_answers == ["not a number", "20"] and not any(r.cached for r in results)
+    assert [b["endpoint"] for b in server.batches.values()] == ["/v1/chat/completions", "/v1/completions",
+                                                                 "/v1/chat/completions"]
+    assert server.outcomes == {"batch": 9} and client.stats.api_calls == 9
+    assert client.stats.new_usage.completion_tokens == server.served_completion_tokens
+    again = fast_client(server, tmp_path).run_batch(requests, parse=int)
+    assert [r.value for r in again] == [r.value for r in results] and len(server.batches) == 3

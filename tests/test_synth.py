@@ -68,7 +68,7 @@ def scripted_server(openai_server, kind: str, seed: int, plan: list, answers: di
 
 def client_for(server, tmp_path, **options) -> LLMClient:
     return LLMClient(base_url=server.base_url, model="test-model", cache_dir=str(tmp_path / "cache"), timeout=0.5,
-                     backoff_base=0.01, backoff_max=0.05, concurrency=4, **options)
+                     backoff_base=0.01, backoff_max=0.05, concurrency=4, batch_poll_interval=0.01, **options)
 
 
 def read_out(out) -> tuple[list[dict], dict, list[dict]]:
@@ -138,6 +138,18 @@ def test_budget_stop_writes_a_report_and_exits_3_then_a_higher_cap_completes(ope
     assert synth.main([*common, "--budget-usd", "100"]) == 0
     assert server.requests == 6 and answered < 6
     assert json.loads((out / "report" / "report.json").read_text())["kept"] == 6
+
+
+def test_batch_mode_writes_the_same_records(openai_server, tmp_path):
+    plan = ["kept", "refusal", "kept"]
+    server = scripted_server(openai_server, "textbook", 5, plan, TEXTBOOK_ANSWERS)
+    live = synth.synthesize("textbook", client=client_for(server, tmp_path / "live"), num=3, out=str(tmp_path / "live"),
+                            seed=5)
+    batched = synth.synthesize("textbook", client=client_for(server, tmp_path / "batch"), num=3,
+                               out=str(tmp_path / "batch"), seed=5, batch=True)
+    assert len(server.batches) == 1 and server.outcomes["batch"] == 3
+    assert (batched["kept"], batched["rejected"]) == (live["kept"], live["rejected"]) == (2, {"refusal": 1})
+    assert read_out(tmp_path / "batch")[0] == read_out(tmp_path / "live")[0]
 
 
 def test_help_says_what_it_reads_and_writes(capsys):
