@@ -37,9 +37,11 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from data_pipeline import records
 from data_pipeline.llm_client import BudgetExceeded, LLMClient, LLMRequest, LLMResult
-from data_pipeline.synthesis import Rejected, exercise_check, prompts, textbook_check
+from data_pipeline.synthesis import Rejected, prompts, textbook_check
+
+# records, exercise_check and the sandbox are imported where they are used: tensorflow (under
+# records) takes seconds to import, and a textbook run sends its first request without it.
 
 KINDS = ("textbook", "exercises")
 BUDGET_EXIT_CODE = 3
@@ -64,6 +66,8 @@ def _textbook_record(text: str, record_id: str, generation: dict) -> dict:
 
 
 def _exercise_record(text: str, record_id: str, generation: dict) -> dict:
+    from data_pipeline.synthesis import exercise_check
+
     record = exercise_check.parse_exercise(text, record_id, generation["choices"]["function_name"])
     record["meta"]["generation"] = generation
     return record
@@ -95,6 +99,8 @@ def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 
         kept, failed = _run_in_sandbox(kept, sandbox_workers, sandbox_timeout)
         rejected += failed
     reasons = collections.Counter(r["reason"] for r in rejected)
+    from data_pipeline import records
+
     shards = records.write_shards(out, kept, num_shards, prefix=kind) if kept else []
     with open(os.path.join(report_dir, "rejected.jsonl"), "w", encoding="utf-8") as f:
         for item in rejected:
@@ -136,6 +142,7 @@ def _validate(kind: str, built: Sequence[prompts.Prompt], results: Sequence[LLMR
 
 
 def _run_in_sandbox(exercises: list[dict], workers: Optional[int], timeout: float) -> tuple[list[dict], list[dict]]:
+    from data_pipeline.synthesis import exercise_check
     from evaluation.sandbox import SandboxPool
 
     with SandboxPool(workers) as pool:

@@ -5,6 +5,10 @@ the generated shards."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -12,6 +16,7 @@ from data_pipeline import records, synth
 from data_pipeline.llm_client import LLMClient
 from data_pipeline.synthesis import prompts
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROSE = ("Binary search keeps an invariant: if the target is present, it lies between low and high. "
          "Each comparison halves that interval, so a list of a million items needs about twenty steps. ")
 
@@ -150,6 +155,40 @@ def test_batch_mode_writes_the_same_records(openai_server, tmp_path):
     assert len(server.batches) == 1 and server.outcomes["batch"] == 3
     assert (batched["kept"], batched["rejected"]) == (live["kept"], live["rejected"]) == (2, {"refusal": 1})
     assert read_out(tmp_path / "batch")[0] == read_out(tmp_path / "live")[0]
+
+
+def test_sigkill_mid_run_then_restart_requests_nothing_that_had_been_answered(openai_server, tmp_path):
+    num, answered_before_kill = 24, 10
+    plan = ["kept"] * num
+    first = scripted_server(openai_server, "textbook", 2, plan, TEXTBOOK_ANSWERS,
+                            lambda number, body: "hang" if number >= answered_before_kill else None)
+    out = tmp_path / "out"
+
+    def command(base_url: str) -> list[str]:
+        return [sys.executable, "-m", "data_pipeline.synth", "textbook", "--base-url", base_url, "--model", "m",
+                "--num", str(num), "--out", str(out), "--seed", "2", "--concurrency", "4", "--no-progress"]
+
+    process = subprocess.Popen(command(first.base_url), cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while len(first.served_prompts) < answered_before_kill and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the answers reach the generator; its other 4 requests hang in flight
+        assert process.poll() is None
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        process.kill()
+    assert len(first.served_prompts) == answered_before_kill and not (out / "report" / "report.json").exists()
+
+    second = scripted_server(openai_server, "textbook", 2, plan, TEXTBOOK_ANSWERS)
+    subprocess.run(command(second.base_url), cwd=REPO, check=True, timeout=300)
+    assert not set(second.received_prompts) & set(first.served_prompts)
+    assert len(second.received_prompts) == num - answered_before_kill
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert (report["kept"], report["cached_answers"], report["new_answers"]) == (num, answered_before_kill,
+                                                                                 num - answered_before_kill)
+    assert len({r["id"] for r in records.read_records(str(out))}) == num
 
 
 def test_help_says_what_it_reads_and_writes(capsys):

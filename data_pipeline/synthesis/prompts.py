@@ -17,8 +17,6 @@ import os
 import random
 from typing import Any, Sequence
 
-from data_pipeline import embedded_data
-
 _HERE = os.path.dirname(os.path.abspath(__file__))
 TEXTBOOK_TOPICS = os.path.join(_HERE, "textbook_topics.json")
 EXERCISE_TOPICS = os.path.join(_HERE, "exercise_topics.json")
@@ -110,6 +108,8 @@ def build_prompts(kind: str, seed: int, num: int, start: int = 0, **sampling: An
     if kind == "textbook":
         return [textbook_prompt(seed, i, **sampling) for i in range(start, start + num)]
     if kind == "exercises":
+        from data_pipeline import embedded_data  # imports tensorflow (records), which textbooks need not wait for
+
         few_shot = embedded_data.load_exercises()
         return [exercise_prompt(seed, i, few_shot, **sampling) for i in range(start, start + num)]
     raise ValueError(f"unknown kind {kind!r}: expected 'textbook' or 'exercises'")
