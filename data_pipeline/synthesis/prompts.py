@@ -2,10 +2,11 @@
 exercises"), each a pure function of (seed, index) and the prompt data beside this module.
 
 Diversity is built into the prompt, as the phi-1 paper found it must be, not hoped for from the
-sampling temperature: a textbook prompt crosses a leaf of the topic tree with an audience and a
-style; an exercise prompt fixes the function's name (a verb and a noun of its topic), the topic and
-a difficulty, and shows two of the embedded exercises as few-shot examples. `Prompt.choices` records
-what was drawn; it travels with every output together with the exact messages and parameters.
+sampling temperature: a textbook prompt crosses a leaf of the topic tree with an audience, a style
+and a domain its examples come from; an exercise prompt fixes the function's name (a verb and a
+noun of its topic), the topic, a difficulty and a domain, and shows two of the embedded exercises
+as few-shot examples. `Prompt.choices` records what was drawn; it travels with every output
+together with the exact messages and parameters.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def textbook_prompt(seed: int, index: int, *, temperature: float = 0.8, max_toke
     area, chapter, subtopic = rng.choice(textbook_leaves())
     audience = rng.choice(data["audiences"])
     style = rng.choice(data["styles"])
+    domain = rng.choice(data["domains"])
     user = (f"Write one section of the chapter \"{chapter}\" (part \"{area}\") about {subtopic}.\n"
             f"Audience: {audience['name']}. {audience['instruction']}\n"
             f"Style: {style['name']}. {style['instruction']}\n"
+            f"Take the examples from {domain}.\n"
             "Format: start with a line '## <section title>', then 300 to 900 words of Markdown prose "
             "with Python code in ```python fenced blocks. Every code block must be valid Python 3 "
             "that runs on its own. Do not greet the reader or say what you are about to do; begin "
@@ -73,7 +76,7 @@ def textbook_prompt(seed: int, index: int, *, temperature: float = 0.8, max_toke
         messages=({"role": "system", "content": TEXTBOOK_SYSTEM}, {"role": "user", "content": user}),
         params={"temperature": temperature, "max_tokens": max_tokens, "seed": rng.randrange(2**31)},
         choices={"area": area, "chapter": chapter, "subtopic": subtopic, "audience": audience["name"],
-                 "style": style["name"]})
+                 "style": style["name"], "domain": domain})
 
 
 def _shown(exercise: dict) -> str:
@@ -89,17 +92,19 @@ def exercise_prompt(seed: int, index: int, few_shot: Sequence[dict], *, temperat
     parts = data["topics"][topic]
     name = f"{rng.choice(parts['verbs'])}_{rng.choice(parts['nouns'])}"
     difficulty = rng.choice(data["difficulties"])
+    domain = rng.choice(data["domains"])
     examples = rng.sample(list(few_shot), _FEW_SHOT)
     shown = "\n\n".join(f"Example {i + 1}:\n```python\n{_shown(e)}```" for i, e in enumerate(examples))
     user = (f"{shown}\n\nWrite a new exercise in the same format: one function named `{name}` on the "
-            f"topic \"{topic}\". Difficulty: {difficulty['name']}. {difficulty['instruction']}\n"
+            f"topic \"{topic}\", its data taken from {domain}. Difficulty: {difficulty['name']}. "
+            f"{difficulty['instruction']}\n"
             "Reply with one ```python block holding, in this order: any imports, the function with a "
             "docstring that fully specifies it, its implementation, then at least three top-level "
             f"assert statements that call `{name}` and check its results. Nothing else.")
     return Prompt(
         messages=({"role": "system", "content": EXERCISE_SYSTEM}, {"role": "user", "content": user}),
         params={"temperature": temperature, "max_tokens": max_tokens, "seed": rng.randrange(2**31)},
-        choices={"topic": topic, "function_name": name, "difficulty": difficulty["name"],
+        choices={"topic": topic, "function_name": name, "difficulty": difficulty["name"], "domain": domain,
                  "few_shot": [e["id"] for e in examples]})
 
 
