@@ -433,8 +433,10 @@ class _Run:
     async def execute(self) -> list[LLMResult]:
         client = self.client
         start = time.monotonic()
-        self.rpm = AsyncLimiter(client.requests_per_minute, 60) if client.requests_per_minute else None
-        self.tpm = AsyncLimiter(client.tokens_per_minute, 60) if client.tokens_per_minute else None
+        # Paced, not bursty: one request per 60/rpm seconds, and a second's worth of tokens at most
+        # at once (a limiter over a whole minute would let the first minute's quota go out at once).
+        self.rpm = AsyncLimiter(1, 60 / client.requests_per_minute) if client.requests_per_minute else None
+        self.tpm = AsyncLimiter(client.tokens_per_minute / 60, 1) if client.tokens_per_minute else None
         self.tls = ssl.create_default_context(cafile=certifi.where())
         if client.progress:
             from tqdm import tqdm
@@ -541,7 +543,7 @@ class _Run:
             if self.rpm is not None:
                 await self.rpm.acquire()
             if self.tpm is not None:
-                await self.tpm.acquire(min(self._token_estimate(request), client.tokens_per_minute))
+                await self.tpm.acquire(min(self._token_estimate(request), self.tpm.max_rate))
             self.stats.api_calls += 1
             try:
                 text, usage, finish_reason = await self._call(api, request)

@@ -60,6 +60,7 @@ class OpenAIServer:
         self.served_prompt_tokens = 0
         self.served_completion_tokens = 0
         self.received_prompts: list[str] = []  # in arrival order, faulted requests included
+        self.arrival_times: list[float] = []  # time.monotonic() of each request's arrival
         self.served_prompts: list[str] = []  # prompts whose complete answer was sent
         self.files: dict[str, bytes] = {}  # Batch API uploads and outputs
         self.batches: dict[str, dict] = {}
@@ -147,6 +148,7 @@ class OpenAIServer:
             number = self.requests
             self.requests += 1
             self.received_prompts.append(prompt)
+            self.arrival_times.append(time.monotonic())
             fault = self._fault(number, body)
             self.outcomes[fault or "ok"] += 1
         if self.latency:

@@ -73,6 +73,18 @@ def test_unparseable_answers_are_asked_again_then_recorded_with_every_raw_answer
     assert server.requests == 5
 
 
+@pytest.mark.parametrize("limit", [{"requests_per_minute": 1200.0}, {"tokens_per_minute": 12_000.0}])
+def test_rate_limits_pace_the_requests(openai_server, tmp_path, limit):
+    server = openai_server(echo)
+    # 1200 requests/min: one per 50 ms. 12000 tokens/min = 200 per second, each request is
+    # estimated at 10 tokens: about 20 per second once the first second's 200 tokens are spent.
+    requests = [LLMRequest(f"p{i}", {"max_tokens": 10}) for i in range(10 if "requests_per_minute" in limit else 30)]
+    results = fast_client(server, tmp_path, **limit).run(requests)
+    assert all(r.ok for r in results)
+    span = server.arrival_times[-1] - server.arrival_times[0]
+    assert span >= (0.4 if "requests_per_minute" in limit else 0.45), span
+
+
 def test_failures_past_the_retry_limit_are_recorded_not_raised(openai_server, tmp_path):
     server = openai_server(echo, lambda number, body: "500" if body["prompt"] == "doomed" else None)
     results = fast_client(server, tmp_path, max_retries=2).run([LLMRequest("fine"), LLMRequest("doomed")])
