@@ -11,32 +11,40 @@ exercises as few-shot examples). Prompt i is a pure function of (--seed, i).
 Writes, under --out:
 - `<kind>-0000i-of-0000n.jsonl`: record shards, `source` "textbook" or "exercises", ids
   `<kind>/synth-<seed>-<index>`; `meta.generation` holds the exact messages, parameters, what the
-  prompt drew (topic, audience, style / function name, difficulty), model and index. Exercises
+  prompt drew (topic, audience, style, domain / function name, difficulty), model and index. Exercises
   carry the embedded exercises' fields `meta.prompt/solution/tests/entry_point`. Point
   `--config.data.sources.textbook` / `.exercises` at `DIR/<kind>-*.jsonl` (or at DIR).
 - `report/report.json`: requested, answered, failed (no answer), rejected by reason, kept,
   tokens, cost, API calls and retries, wall time;
 - `report/rejected.jsonl`: every rejected answer with its index, reason and text (no data is lost);
+- `report/decontamination.json`, `work/`: the reports and intermediate shards of dedup and
+  decontamination (below);
 - `cache/`: the client's answer cache (unless --cache-dir): rerunning the same command after a
   crash, Ctrl-C or a budget stop requests only what has no answer yet.
 Textbook sections must be 600-20000 characters, not a refusal or a chatty opener, and every fenced
 Python block must parse. Exercises must parse into one function with a docstring plus its asserts,
 named as the prompt asked, and pass their own tests in the evaluation sandbox (never in this
-process). `--batch` sends the prompts through the Batch API instead (JSONL upload, results joined on
-`custom_id`; same cache, same outputs). Exit status: 0 done, 3 stopped by the budget cap (the report says so; rerun with a higher
---budget-usd to continue).
+process). Then `data_pipeline.dedup` (MinHash, exact and near duplicates) and
+`data_pipeline.decontaminate` (against HumanEval) run over what is left; what they drop is
+rejected as "duplicate" or "contaminated". A rerun replaces the shards and work/ of the last run.
+`--batch` sends the prompts through the Batch API instead (JSONL upload, results joined on
+`custom_id`; same cache, same outputs). Exit status: 0 done, 3 stopped by the budget cap (the
+report says so; rerun with a higher --budget-usd to continue).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import glob
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Optional, Sequence
 
+from data_pipeline.cleaning import contamination
 from data_pipeline.llm_client import BudgetExceeded, LLMClient, LLMRequest, LLMResult
 from data_pipeline.synthesis import Rejected, prompts, textbook_check
 
@@ -75,7 +83,8 @@ def _exercise_record(text: str, record_id: str, generation: dict) -> dict:
 
 def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 0, num_shards: int = 1,
                sandbox_workers: Optional[int] = None, sandbox_timeout: float = 3.0,
-               temperature: float = 0.8, max_tokens: Optional[int] = None, batch: bool = False) -> dict:
+               temperature: float = 0.8, max_tokens: Optional[int] = None, batch: bool = False,
+               decontamination_methods: Sequence[str] = contamination.METHODS) -> dict:
     """Generates, validates and writes `num` items of `kind`; returns the report (also written).
     Raises BudgetExceeded after writing a report that says where the budget stopped the run."""
     if kind not in KINDS:
@@ -98,19 +107,59 @@ def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 
     if kind == "exercises" and kept:
         kept, failed = _run_in_sandbox(kept, sandbox_workers, sandbox_timeout)
         rejected += failed
-    reasons = collections.Counter(r["reason"] for r in rejected)
     from data_pipeline import records
 
+    cleaning = {}
+    if kept:
+        kept, dropped, cleaning = _dedup_and_decontaminate(kind, kept, out, num_shards, decontamination_methods)
+        rejected += dropped
+    reasons = collections.Counter(r["reason"] for r in rejected)
+    for stale in glob.glob(os.path.join(out, f"{kind}-*-of-*.jsonl")):
+        os.remove(stale)
     shards = records.write_shards(out, kept, num_shards, prefix=kind) if kept else []
     with open(os.path.join(report_dir, "rejected.jsonl"), "w", encoding="utf-8") as f:
         for item in rejected:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
     report.update(answered=sum(r.ok for r in results), failed=sum(not r.ok for r in results),
-                  rejected=dict(sorted(reasons.items())), kept=len(kept), shards=shards,
-                  dedup_decontamination="not run: data_pipeline.dedup / decontaminate have not landed",
+                  rejected=dict(sorted(reasons.items())), kept=len(kept), shards=shards, **cleaning,
                   **_usage(client, start))
     _write_json(os.path.join(report_dir, "report.json"), report)
     return report
+
+
+def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: int,
+                             methods: Sequence[str]) -> tuple[list[dict], list[dict], dict]:
+    """(records left, rejections, report paths) after `data_pipeline.dedup` and then
+    `data_pipeline.decontaminate` (against HumanEval) ran over the validated records; their
+    intermediate shards and reports stay in OUT/work/ and OUT/report/."""
+    from data_pipeline import dedup, decontaminate, records
+
+    work = os.path.join(out, "work")
+    shutil.rmtree(work, ignore_errors=True)  # a previous run's shards would be read as input again
+    records.write_shards(os.path.join(work, "validated"), kept, num_shards, prefix=kind)
+    dedup.dedup(os.path.join(work, "validated"), os.path.join(work, "dedup"))
+    decontamination_report = os.path.join(out, "report", "decontamination.json")
+    decontaminate.decontaminate(os.path.join(work, "dedup", "records-*"), os.path.join(work, "decontaminated"),
+                                decontamination_report, methods=methods)
+    survivors = {r["id"] for r in records.read_records(os.path.join(work, "decontaminated"))}
+    after_dedup = {r["id"] for r in records.read_records(os.path.join(work, "dedup", "records-*"))}
+    with open(os.path.join(work, "dedup", "clusters.jsonl"), encoding="utf-8") as f:
+        duplicate_of = {d["id"]: f"{d['match']} duplicate of {row['kept']} (similarity {d['similarity']})"
+                        for row in map(json.loads, f) for d in row["dropped"]}
+    with open(decontamination_report, encoding="utf-8") as f:
+        matched = {d["id"]: d["matches"] for d in json.load(f)["dropped_records"]}
+    left, dropped = [], []
+    for record in kept:
+        if record["id"] in survivors:
+            left.append(record)
+            continue
+        reason, detail = (("contaminated", json.dumps(matched.get(record["id"])))
+                          if record["id"] in after_dedup else ("duplicate", duplicate_of.get(record["id"], "")))
+        dropped.append({"index": record["meta"]["generation"]["index"], "reason": reason, "detail": detail,
+                        "text": record["text"]})
+    reports = {"dedup_report": os.path.join(work, "dedup", "dedup_report.json"),
+               "decontamination_report": decontamination_report}
+    return left, dropped, reports
 
 
 def _usage(client: LLMClient, start: float) -> dict:
@@ -193,6 +242,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="stop cleanly once the answers used cost this much (cached ones included)")
     parser.add_argument("--sandbox-workers", type=int, default=None)
     parser.add_argument("--sandbox-timeout", type=float, default=3.0)
+    parser.add_argument("--decontamination-methods", default=",".join(contamination.METHODS),
+                        help="methods of data_pipeline.decontaminate to run against HumanEval (comma-separated)")
     parser.add_argument("--batch", action="store_true",
                         help="send the prompts through the Batch API (JSONL upload, results joined on custom_id)")
     parser.add_argument("--no-progress", action="store_true")
@@ -209,7 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = synthesize(args.kind, client=client, num=args.num, out=args.out, seed=args.seed,
                             num_shards=args.num_shards, sandbox_workers=args.sandbox_workers,
                             sandbox_timeout=args.sandbox_timeout, temperature=args.temperature,
-                            max_tokens=args.max_tokens, batch=args.batch)
+                            max_tokens=args.max_tokens, batch=args.batch,
+                            decontamination_methods=[m for m in args.decontamination_methods.split(",") if m])
     except BudgetExceeded as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return BUDGET_EXIT_CODE
