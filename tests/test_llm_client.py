@@ -82,7 +82,7 @@ def test_rate_limits_pace_the_requests(openai_server, tmp_path, limit):
     results = fast_client(server, tmp_path, **limit).run(requests)
     assert all(r.ok for r in results)
     span = server.arrival_times[-1] - server.arrival_times[0]
-    assert span >= (0.4 if "requests_per_minute" in limit else 0.45), span
+    assert span >= 0.35, span  # paced: about 0.45 s; unlimited, these arrive within a few ms
 
 
 def test_failures_past_the_retry_limit_are_recorded_not_raised(openai_server, tmp_path):
