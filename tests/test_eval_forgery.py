@@ -111,6 +111,8 @@ IN_PROCESS_FORGERS = {
     "os._exit-during-the-tests": sample("import os\nos._exit(0)"),
     "sys.exit-during-the-tests": sample("import sys\nsys.exit(0)"),
     "atexit-after-the-tests": sample("import atexit, os\natexit.register(os._exit, 0)\nreturn x"),
+    "exit()-builtin": sample("exit()"),
+    "print-a-pass-then-exit": sample("print('passed', flush=True)\nimport os\nos._exit(0)"),
     "rebinding-builtins": sample("""\
         import builtins
         builtins.AssertionError = type('Quiet', (BaseException,), {})
@@ -130,6 +132,8 @@ def test_forgery_from_inside_the_candidate_fails(pool, name):
 
 
 LIARS = {
+    "always-equal-object": ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return Yes()"),
+    "always-equal-inside-a-list": ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return [Yes()]"),
     "int-subclass-eq": ("class Two(int):\n    def __eq__(self, other):\n        return True\n", "return Two(7)"),
     "str-subclass-eq-hash": ("class S(str):\n    def __eq__(self, other):\n        return True\n"
                              "    def __hash__(self):\n        return hash('')\n", "return S('no')"),
@@ -148,7 +152,7 @@ LIARS = {
 def test_objects_that_lie_do_not_cross_the_boundary(pool, name):
     verdict, = run(pool, sample(LIARS[name][1], LIARS[name][0]))
     assert not verdict.passed
-    assert "no plain built-in equivalent" in verdict.result, verdict
+    assert "is not plain built-in data" in verdict.result, verdict
 
 
 # Finds its end of any pipe it holds (other than stdout/stderr) by what the descriptor is.

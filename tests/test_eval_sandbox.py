@@ -1,6 +1,7 @@
 """Hostile samples against the evaluation sandbox: each must fail and leave the machine as it was
 (no stray process, files outside the sample's directory unchanged, the evaluator alive). CI runs
-these as root, as users often do in containers."""
+these as root, as users often do in containers. Attempts to forge a pass, and to reach other
+processes, are in test_eval_forgery.py."""
 
 from __future__ import annotations
 
@@ -73,34 +74,6 @@ def test_infinite_loop_times_out_within_the_timeout(pool):
     verdict, = run(pool, sample("while True:\n    pass"))
     assert (verdict.passed, verdict.result) == (False, "timed out")
     assert time.monotonic() - start < TIMEOUT + 1.5  # the worker is not held beyond the timeout
-
-
-@pytest.mark.parametrize("body", [
-    "import sys\nsys.exit(0)",
-    "import os\nos._exit(0)",
-    "raise SystemExit(0)",
-    "exit()",
-    "import atexit, os\natexit.register(lambda: print('passed'))\nraise RuntimeError('no')",
-    # Guessing at the verdict channel: every descriptor gets a pass marker without the nonce.
-    "import os\nfor fd in range(3, 1024):\n    try:\n        os.write(fd, b'P' + bytes(16))\n    except OSError:\n"
-    "        pass\nos._exit(0)",
-    "print('passed')\nimport os\nos._exit(0)",
-], ids=["sys.exit", "os._exit", "SystemExit", "exit", "atexit", "fake-marker-on-fds", "print-marker"])
-def test_early_exit_tricks_fail(pool, body):
-    verdict, = run(pool, sample(body))
-    assert not verdict.passed, verdict
-
-
-@pytest.mark.parametrize("before,body", [
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return Yes()"),
-    ("class Two(int):\n    def __eq__(self, other):\n        return True\n", "return Two(7)"),
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return [Yes()]"),
-    ("class Yes(str):\n    def __eq__(self, other):\n        return True\n", "return {'k': Yes()}"),
-], ids=["object", "int-subclass", "inside-list", "str-subclass-in-dict"])
-def test_always_equal_objects_fail(pool, before, body):
-    verdict, = run(pool, sample(body, before))
-    assert not verdict.passed
-    assert "no plain built-in equivalent" in verdict.result
 
 
 def test_memory_bomb_fails(pool):
@@ -190,20 +163,6 @@ def test_network_connection_to_localhost_is_blocked(pool, listener):
     assert not verdict.passed
     time.sleep(0.3)
     assert accepted == []
-
-
-def test_killing_the_parent_fails_and_the_pool_survives(pool):
-    killer = sample(f"""\
-        import os, signal
-        for target in (os.getppid(), {os.getpid()}, 1):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-        return x
-        """)
-    verdicts = run(pool, killer, killer, sample("return x + 1"), sample("return x + 1"))
-    assert [v.passed for v in verdicts] == [False, False, True, True]
 
 
 def test_stdout_flood_is_capped(pool):
