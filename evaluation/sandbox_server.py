@@ -30,7 +30,8 @@ Which layer stops which attack on the verdict:
   (`evaluation.boundary`); floods, oversized or malformed messages and answers out of turn fail
   the sample (message cap, sequence numbers);
 - writing a pass marker to every descriptor: the candidate holds no descriptor of the checker or
-  the server but its ends of the call pipes (`_enter` closes the rest);
+  the server but its ends of the call pipes (`_enter` closes the rest); the checker's stdout and
+  stderr are /dev/null, and its verdict travels on a socket only it and the server hold;
 - reading the checker's or the server's memory or descriptors (`/proc/<pid>/mem`,
   `/proc/<pid>/fd/*`, ptrace, process_vm_readv) and signalling them: as root, the kernel's
   permission checks between different uids (candidate, checker, root server); without root, where

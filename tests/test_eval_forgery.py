@@ -278,3 +278,22 @@ def test_what_a_sample_says_is_capped(pool):
     verdict, = run(pool, sample("raise ValueError('secret ' * 100000)"))
     assert not verdict.passed and verdict.result.startswith("failed: ValueError: secret")
     assert len(verdict.result.encode()) <= len("failed: ") + MAX_RESULT_BYTES
+
+
+def test_the_candidate_holds_only_stdio_and_its_call_pipes(pool):
+    """No descriptor of the checker, the server or the pool is inherited: besides stdin (/dev/null)
+    and the output pipe, the candidate has its read end of the calls and write end of the replies."""
+    look = sample("""\
+        import os, stat
+        kinds = {}
+        for name in os.listdir('/proc/self/fd'):
+            try:
+                mode = os.fstat(int(name)).st_mode
+            except OSError:  # the descriptor of the listing itself, closed by now
+                continue
+            kinds[int(name)] = 'pipe' if stat.S_ISFIFO(mode) else 'char' if stat.S_ISCHR(mode) else 'other'
+        print(sorted(kinds.items()), flush=True)
+        return x
+        """)
+    verdict, = run(pool, look)
+    assert verdict.output.strip() == "[(0, 'char'), (1, 'pipe'), (2, 'pipe'), (3, 'pipe'), (4, 'pipe')]", verdict
