@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from evaluation.sandbox import Limits, SandboxPool
+from evaluation.sandbox import Job, Limits, SandboxPool
 from sandbox_testlib import (CHECK, MARKER, TIMEOUT, assert_no_sample_processes, choose_or_skip, pool,  # noqa: F401
                              processes_with, run, sample)  # (pool is a fixture)
 
@@ -312,3 +312,23 @@ def test_walking_processes_that_vanish_never_raises():
     finally:
         churn.kill()
         churn.wait()
+
+
+def test_how_honest_code_meets_its_tests(pool):
+    """Top-level asserts are the test when there is no `check` (MBPP, synthetic exercises); the
+    candidate's exceptions reach the tests as the same built-in type; its module state lasts
+    across the calls of one sample; standard types that equal plain data pass."""
+    counter = "calls = []\ndef f(x):\n    calls.append(x)\n    if x < 0:\n        raise ValueError('negative')\n    return len(calls)\n"
+    expects_error = ("def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n"
+                     "        assert str(error) == 'negative'\n    else:\n        raise AssertionError\n"
+                     "    assert candidate(5) == 2\n")
+    counter_mod = "import collections\ndef f(s):\n    return collections.Counter(s)\n"
+    verdicts = run(pool,
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 2\n", "f", TIMEOUT),
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 3\n", "f", TIMEOUT),
+                   Job(counter, expects_error, "f", TIMEOUT),
+                   Job(counter_mod, "assert f('aab') == {'a': 2, 'b': 1}\n", "f", TIMEOUT),
+                   Job("def g(x):\n    return x\n", "assert f(1) == 1\n", "f", TIMEOUT))
+    assert [v.passed for v in verdicts] == [True, False, True, True, False], verdicts
+    assert verdicts[1].result == "failed: AssertionError: "
+    assert verdicts[4].result == "failed: the program raised NameError: the program defines no 'f'"
