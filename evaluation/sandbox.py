@@ -102,9 +102,8 @@ class _Worker:
     """One fork server process and the pipes to it."""
 
     def __init__(self, launcher: isolation.Launcher, limits: Limits, cpu: int) -> None:
-        # A uid of its own per worker (as root) keeps RLIMIT_NPROC per worker and its samples apart.
-        # Two uids per worker (as root): the candidate's and the checker's, so neither can signal,
-        # trace or read the other, nor the root-owned server.
+        # Two uids of its own per worker (as root), the candidates' and the checker's: RLIMIT_NPROC
+        # binds per worker, and neither can signal, trace or read the other, nor the root server.
         self.uid = 1_000_000 + 2 * secrets.randbelow(1 << 29)
         self.checker_uid = self.uid + 1
         # Its processes share one CPU: a call from the checker to the candidate and back then
