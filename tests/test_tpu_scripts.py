@@ -237,3 +237,11 @@ def test_stop_sends_sigterm_and_waits_for_the_checkpoint_then_launch_refuses_a_s
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_readme_shows_what_the_v5e_256_launch_prints():
+    readme = open(os.path.join(TPU, "README.md")).read()
+    printed = _dry("launch", "--project=my-project", "--name=phi1", "--zone=us-west4-a",
+                   "--workdir=gs://my-bucket/runs/phi1", "configs/phi1.py",
+                   "--config.data.cache_dir=gs://my-bucket/data/cache")
+    assert len(printed) == 1 and f"```\n{printed[0]}\n```" in readme
