@@ -313,16 +313,23 @@ def distributed_arguments(environ: Mapping[str, str]) -> dict[str, int] | None:
         raise ConfigError(f"JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers: {error}") from error
 
 
+def _initialize_distributed() -> None:
+    try:
+        arguments = distributed_arguments(os.environ)
+    except ConfigError as error:
+        sys.exit(f"phi1_jax.train: error: {error}")
+    if arguments is not None:
+        jax.distributed.initialize(**arguments)
+
+
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.lr=3e-4")
     if _CONFIG.value is None:
         raise app.UsageError("--config=configs/<name>.py is required")
+    _initialize_distributed()
     try:
-        arguments = distributed_arguments(os.environ)
-        if arguments is not None:
-            jax.distributed.initialize(**arguments)
         summary = train(_CONFIG.value)
     except ConfigError as error:
         sys.exit(f"phi1_jax.train: error: {error}")
