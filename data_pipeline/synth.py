@@ -153,8 +153,12 @@ def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: 
         if record["id"] in survivors:
             left.append(record)
             continue
-        reason, detail = (("contaminated", json.dumps(matched.get(record["id"])))
-                          if record["id"] in after_dedup else ("duplicate", duplicate_of.get(record["id"], "")))
+        if record["id"] in after_dedup:  # bad input (empty, huge) is listed in the stages' own reports
+            reason, detail = ("contaminated", json.dumps(matched[record["id"]])) if record["id"] in matched else (
+                "dropped by decontaminate", "see report/decontamination.json")
+        else:
+            reason, detail = ("duplicate", duplicate_of[record["id"]]) if record["id"] in duplicate_of else (
+                "dropped by dedup", "see work/dedup/dedup_report.json")
         dropped.append({"index": record["meta"]["generation"]["index"], "reason": reason, "detail": detail,
                         "text": record["text"]})
     reports = {"dedup_report": os.path.join(work, "dedup", "dedup_report.json"),
