@@ -15,8 +15,9 @@ and for embedding-based decontamination.
 model's sequence length is split into consecutive token windows of that length; each window is
 embedded and the text's vector is the token-count-weighted mean of its windows' vectors (for a
 checkpoint that is exactly the mean over all of the text's tokens), normalised. Only the first
-`MAX_TOKENS_PER_TEXT` tokens of a text are embedded, so one huge generated file cannot stall a
-batch; a text's opening says what kind of file it is.
+`MAX_TOKENS_PER_TEXT` tokens (about the first hundred lines of code) are embedded: a file's
+opening says what kind of file it is (the shipped labels were made reading openings), and one huge
+generated file cannot stall a batch.
 
 `Embedder.name` identifies the weights (a digest of them), so every artifact built on embeddings
 records `name` and `dim` and can refuse vectors from another model.
@@ -34,7 +35,7 @@ import numpy as np
 
 DEFAULT_SPEC = "default"
 CHECKPOINT_PREFIX = "checkpoint:"
-MAX_TOKENS_PER_TEXT = 4096
+MAX_TOKENS_PER_TEXT = 1024
 # Texts are cut before tokenizing so a multi-megabyte file costs no more than its opening: no
 # tokenizer we use averages more than this many characters per token on code or prose.
 _MAX_CHARS_PER_TOKEN = 16

@@ -114,8 +114,9 @@ def to_plain(value: Any) -> Any:
         return tuple(to_plain(item) for item in value)
     if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         return to_plain(value.item())
-    raise NotPlainData(f"the candidate returned a {kind.__module__}.{kind.__qualname__}, which has no "
-                       "plain built-in equivalent to cross the sandbox boundary as")
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    raise NotPlainData(f"the candidate returned a {name}, which is not plain built-in data (of other types only "
+                       "Counter, OrderedDict, defaultdict, namedtuples and numpy scalars are converted)")
 
 
 def describe(error: BaseException) -> tuple[str, str]:

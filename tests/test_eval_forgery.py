@@ -7,6 +7,7 @@ for whatever the interpreter or the machine exposes, never for a name in our cod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -111,6 +112,8 @@ IN_PROCESS_FORGERS = {
     "os._exit-during-the-tests": sample("import os\nos._exit(0)"),
     "sys.exit-during-the-tests": sample("import sys\nsys.exit(0)"),
     "atexit-after-the-tests": sample("import atexit, os\natexit.register(os._exit, 0)\nreturn x"),
+    "exit()-builtin": sample("exit()"),
+    "print-a-pass-then-exit": sample("print('passed', flush=True)\nimport os\nos._exit(0)"),
     "rebinding-builtins": sample("""\
         import builtins
         builtins.AssertionError = type('Quiet', (BaseException,), {})
@@ -130,6 +133,8 @@ def test_forgery_from_inside_the_candidate_fails(pool, name):
 
 
 LIARS = {
+    "always-equal-object": ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return Yes()"),
+    "always-equal-inside-a-list": ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return [Yes()]"),
     "int-subclass-eq": ("class Two(int):\n    def __eq__(self, other):\n        return True\n", "return Two(7)"),
     "str-subclass-eq-hash": ("class S(str):\n    def __eq__(self, other):\n        return True\n"
                              "    def __hash__(self):\n        return hash('')\n", "return S('no')"),
@@ -148,7 +153,7 @@ LIARS = {
 def test_objects_that_lie_do_not_cross_the_boundary(pool, name):
     verdict, = run(pool, sample(LIARS[name][1], LIARS[name][0]))
     assert not verdict.passed
-    assert "no plain built-in equivalent" in verdict.result, verdict
+    assert "is not plain built-in data" in verdict.result, verdict
 
 
 # Finds its end of any pipe it holds (other than stdout/stderr) by what the descriptor is.
@@ -224,7 +229,9 @@ def test_reaching_other_processes_fails(pool):
                 pass
         return x
         """)
-    attacker, honest_one, honest_two = run(pool, reach, sample("return x + 1"), sample("return x + 1"))
+    # Under no launcher every process of the machine is in reach: more time to try them all.
+    attacker, honest_one, honest_two = run(pool, dataclasses.replace(reach, timeout=20.0), sample("return x + 1"),
+                                           sample("return x + 1"))
     assert not attacker.passed
     assert "reached []" in attacker.output, attacker.output
     assert honest_one.passed and honest_two.passed
@@ -271,3 +278,22 @@ def test_what_a_sample_says_is_capped(pool):
     verdict, = run(pool, sample("raise ValueError('secret ' * 100000)"))
     assert not verdict.passed and verdict.result.startswith("failed: ValueError: secret")
     assert len(verdict.result.encode()) <= len("failed: ") + MAX_RESULT_BYTES
+
+
+def test_the_candidate_holds_only_stdio_and_its_call_pipes(pool):
+    """No descriptor of the checker, the server or the pool is inherited: besides stdin (/dev/null)
+    and the output pipe, the candidate has its read end of the calls and write end of the replies."""
+    look = sample("""\
+        import os, stat
+        kinds = {}
+        for name in os.listdir('/proc/self/fd'):
+            try:
+                mode = os.fstat(int(name)).st_mode
+            except OSError:  # the descriptor of the listing itself, closed by now
+                continue
+            kinds[int(name)] = 'pipe' if stat.S_ISFIFO(mode) else 'char' if stat.S_ISCHR(mode) else 'other'
+        print(sorted(kinds.items()), flush=True)
+        return x
+        """)
+    verdict, = run(pool, look)
+    assert verdict.output.strip() == "[(0, 'char'), (1, 'pipe'), (2, 'pipe'), (3, 'pipe'), (4, 'pipe')]", verdict

@@ -1,6 +1,7 @@
 """Hostile samples against the evaluation sandbox: each must fail and leave the machine as it was
 (no stray process, files outside the sample's directory unchanged, the evaluator alive). CI runs
-these as root, as users often do in containers."""
+these as root, as users often do in containers. Attempts to forge a pass, and to reach other
+processes, are in test_eval_forgery.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from evaluation.sandbox import Limits, SandboxPool
+from evaluation.sandbox import Job, Limits, SandboxPool
 from sandbox_testlib import (CHECK, MARKER, TIMEOUT, assert_no_sample_processes, choose_or_skip, pool,  # noqa: F401
                              processes_with, run, sample)  # (pool is a fixture)
 
@@ -73,34 +74,6 @@ def test_infinite_loop_times_out_within_the_timeout(pool):
     verdict, = run(pool, sample("while True:\n    pass"))
     assert (verdict.passed, verdict.result) == (False, "timed out")
     assert time.monotonic() - start < TIMEOUT + 1.5  # the worker is not held beyond the timeout
-
-
-@pytest.mark.parametrize("body", [
-    "import sys\nsys.exit(0)",
-    "import os\nos._exit(0)",
-    "raise SystemExit(0)",
-    "exit()",
-    "import atexit, os\natexit.register(lambda: print('passed'))\nraise RuntimeError('no')",
-    # Guessing at the verdict channel: every descriptor gets a pass marker without the nonce.
-    "import os\nfor fd in range(3, 1024):\n    try:\n        os.write(fd, b'P' + bytes(16))\n    except OSError:\n"
-    "        pass\nos._exit(0)",
-    "print('passed')\nimport os\nos._exit(0)",
-], ids=["sys.exit", "os._exit", "SystemExit", "exit", "atexit", "fake-marker-on-fds", "print-marker"])
-def test_early_exit_tricks_fail(pool, body):
-    verdict, = run(pool, sample(body))
-    assert not verdict.passed, verdict
-
-
-@pytest.mark.parametrize("before,body", [
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return Yes()"),
-    ("class Two(int):\n    def __eq__(self, other):\n        return True\n", "return Two(7)"),
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return [Yes()]"),
-    ("class Yes(str):\n    def __eq__(self, other):\n        return True\n", "return {'k': Yes()}"),
-], ids=["object", "int-subclass", "inside-list", "str-subclass-in-dict"])
-def test_always_equal_objects_fail(pool, before, body):
-    verdict, = run(pool, sample(body, before))
-    assert not verdict.passed
-    assert "no plain built-in equivalent" in verdict.result
 
 
 def test_memory_bomb_fails(pool):
@@ -190,20 +163,6 @@ def test_network_connection_to_localhost_is_blocked(pool, listener):
     assert not verdict.passed
     time.sleep(0.3)
     assert accepted == []
-
-
-def test_killing_the_parent_fails_and_the_pool_survives(pool):
-    killer = sample(f"""\
-        import os, signal
-        for target in (os.getppid(), {os.getpid()}, 1):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-        return x
-        """)
-    verdicts = run(pool, killer, killer, sample("return x + 1"), sample("return x + 1"))
-    assert [v.passed for v in verdicts] == [False, False, True, True]
 
 
 def test_stdout_flood_is_capped(pool):
@@ -324,7 +283,10 @@ def test_environment_is_scrubbed_stdin_closed_and_directory_private(pool):
         listing, cwd = verdict.output.splitlines()
         assert listing == "['HOME', 'LANG', 'PATH', 'TMPDIR'] '' True []"
         if pool.launcher.name == "none":  # otherwise the directory lives in the worker's private /tmp
-            assert not os.path.exists(cwd)
+            deadline = time.monotonic() + 5  # removed right after the verdict went out
+            while os.path.exists(cwd):
+                assert time.monotonic() < deadline, cwd
+                time.sleep(0.05)
     assert first.output.splitlines()[1] != second.output.splitlines()[1]
 
 
@@ -350,3 +312,24 @@ def test_walking_processes_that_vanish_never_raises():
     finally:
         churn.kill()
         churn.wait()
+
+
+def test_how_honest_code_meets_its_tests(pool):
+    """Top-level asserts are the test when there is no `check` (MBPP, synthetic exercises); the
+    candidate's exceptions reach the tests as the same built-in type; its module state lasts
+    across the calls of one sample; standard types that equal plain data pass."""
+    counter = ("calls = []\ndef f(x):\n    calls.append(x)\n    if x < 0:\n        raise ValueError('negative')\n"
+               "    return len(calls)\n")
+    expects_error = ("def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n"
+                     "        assert str(error) == 'negative'\n    else:\n        raise AssertionError\n"
+                     "    assert candidate(5) == 2\n")
+    counter_mod = "import collections\ndef f(s):\n    return collections.Counter(s)\n"
+    verdicts = run(pool,
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 2\n", "f", TIMEOUT),
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 3\n", "f", TIMEOUT),
+                   Job(counter, expects_error, "f", TIMEOUT),
+                   Job(counter_mod, "assert f('aab') == {'a': 2, 'b': 1}\n", "f", TIMEOUT),
+                   Job("def g(x):\n    return x\n", "assert f(1) == 1\n", "f", TIMEOUT))
+    assert [v.passed for v in verdicts] == [True, False, True, True, False], verdicts
+    assert verdicts[1].result == "failed: AssertionError: "
+    assert verdicts[4].result == "failed: the program raised NameError: the program defines no 'f'"
