@@ -119,6 +119,9 @@ class RunStats:
     def cost_usd(self) -> float:
         return self.new_cost_usd + self.cached_cost_usd
 
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "cost_usd": self.cost_usd}
+
 
 class BudgetExceeded(RuntimeError):
     """The budget cap stopped a run. `results` has None for every request not answered; the answers

@@ -15,7 +15,7 @@ Writes, under --out:
   carry the embedded exercises' fields `meta.prompt/solution/tests/entry_point`. Point
   `--config.data.sources.textbook` / `.exercises` at `DIR/<kind>-*.jsonl` (or at DIR).
 - `report/report.json`: requested, answered, failed (no answer), rejected by reason, kept,
-  tokens, cost, API calls and retries, wall time;
+  tokens, cost, wall time, and the client's counters (new vs cached answers, API calls, retries);
 - `report/rejected.jsonl`: every rejected answer with its index, reason and text (no data is lost);
 - `report/decontamination.json`, `work/`: the reports and intermediate shards of dedup and
   decontamination (below);
@@ -170,13 +170,9 @@ def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: 
 def _usage(client: LLMClient, start: float) -> dict:
     stats = client.stats
     return {"tokens": {"prompt": stats.new_usage.prompt_tokens + stats.cached_usage.prompt_tokens,
-                       "completion": stats.new_usage.completion_tokens + stats.cached_usage.completion_tokens,
-                       "new_prompt": stats.new_usage.prompt_tokens,
-                       "new_completion": stats.new_usage.completion_tokens},
-            "cost_usd": stats.cost_usd, "new_cost_usd": stats.new_cost_usd,
-            "api_calls": stats.api_calls, "new_answers": stats.new_answers,
-            "cached_answers": stats.cached_answers, "retries": stats.retries,
-            "wall_s": round(time.monotonic() - start, 3)}
+                       "completion": stats.new_usage.completion_tokens + stats.cached_usage.completion_tokens},
+            "cost_usd": stats.cost_usd, "wall_s": round(time.monotonic() - start, 3),
+            "client": stats.as_dict()}
 
 
 def _validate(kind: str, built: Sequence[prompts.Prompt], results: Sequence[LLMResult], model: str,

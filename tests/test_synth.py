@@ -123,9 +123,9 @@ def test_textbook_sections_are_validated_under_faults_one_outcome_per_prompt(ope
     assert sorted((r["index"], r["reason"]) for r in rejected) == [(i, o) for i, o in enumerate(plan) if o != "kept"]
     assert report["kept"] + sum(report["rejected"].values()) == report["requested"] == len(plan)
     assert len({r["id"] for r in kept}) == len(kept) and all(r["source"] == "textbook" for r in kept)
-    assert report["tokens"]["new_completion"] == server.served_completion_tokens
-    assert report["tokens"]["new_prompt"] == server.served_prompt_tokens
-    assert len(server.served_prompts) == len(plan) and sum(report["retries"].values()) == 6
+    assert report["client"]["new_usage"] == {"prompt_tokens": server.served_prompt_tokens,
+                                             "completion_tokens": server.served_completion_tokens}
+    assert len(server.served_prompts) == len(plan) and sum(report["client"]["retries"].values()) == 6
     record = kept[0]
     generation = record["meta"]["generation"]
     index = generation["index"]
@@ -220,8 +220,8 @@ def test_sigkill_mid_run_then_restart_requests_nothing_that_had_been_answered(op
     assert not set(second.received_prompts) & set(first.served_prompts)
     assert len(second.received_prompts) == num - answered_before_kill
     report = json.loads((out / "report" / "report.json").read_text())
-    assert (report["kept"], report["cached_answers"], report["new_answers"]) == (num, answered_before_kill,
-                                                                                 num - answered_before_kill)
+    assert (report["kept"], report["client"]["cached_answers"], report["client"]["new_answers"]) == (
+        num, answered_before_kill, num - answered_before_kill)
     assert len({r["id"] for r in records.read_records(str(out))}) == num
 
 
