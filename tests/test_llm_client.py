@@ -102,7 +102,8 @@ def test_budget_cap_stops_cleanly_and_a_higher_cap_completes(openai_server, tmp_
     requests = [LLMRequest(f"p{i}") for i in range(20)]
     price = dict(completion_price_per_m=250_000.0, concurrency=1)  # $1 per answer
 
-    with pytest.raises(BudgetExceeded, match=r"budget cap of \$5.0000 reached.*15 of 20 requests.*higher budget") as stop:
+    message = r"budget cap of \$5.0000 reached.*15 of 20 requests.*higher budget"
+    with pytest.raises(BudgetExceeded, match=message) as stop:
         fast_client(server, tmp_path, budget_usd=5.0, **price).run(requests)
     assert sum(r is not None for r in stop.value.results) == 5 == server.requests
     assert len(AnswerCache(str(tmp_path))) == 5

@@ -74,7 +74,8 @@ def exercise_answers(sentinel: str) -> dict:
         "duplicate": lambda index, name: renamed(EXERCISES[0], name),
         "contaminated": lambda index, name: humaneval_copy(name),
         "tests failed": lambda index, name: exercise(name, GOOD_BODY, f"assert {name}([2]) == 3\n"),
-        "tests timed out": lambda index, name: exercise(name, "    while True:\n        pass", GOOD_TESTS.format(name=name)),
+        "tests timed out": lambda index, name: exercise(name, "    while True:\n        pass",
+                                                        GOOD_TESTS.format(name=name)),
         "attack": lambda index, name: exercise(name, attack, f"assert {name}([2]) == 2\n"),
         "wrong function name": lambda index, name: renamed(EXERCISES[index], "something_else"),
         "syntax error": lambda index, name: f"```python\ndef {name}(values:\n    return 1\n```\n",
@@ -159,7 +160,8 @@ def test_hostile_and_broken_exercises_are_rejected_and_only_passing_ones_kept(op
         assert record["text"] == meta["prompt"] + meta["solution"]
         original = EXERCISES[meta["generation"]["index"]]
         assert meta["prompt"] == original["prompt"].replace(original["entry_point"], meta["entry_point"])
-        assert len(meta["tests"]) == len(original["tests"]) and meta["tests"][0].startswith(f"assert {meta['entry_point']}(")
+        assert len(meta["tests"]) == len(original["tests"])
+        assert meta["tests"][0].startswith(f"assert {meta['entry_point']}(")
 
 
 def test_budget_stop_writes_a_report_and_exits_3_then_a_higher_cap_completes(openai_server, tmp_path):
