@@ -15,7 +15,7 @@ import pytest
 
 from data_pipeline import embedded_data, records, synth
 from data_pipeline.llm_client import LLMClient
-from data_pipeline.synthesis import prompts
+from data_pipeline.synthesis import prompts, textbook_check
 from evaluation.problems import load_problems
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +135,12 @@ def test_textbook_sections_are_validated_under_faults_one_outcome_per_prompt(ope
     assert record["text"] == SECTIONS[index] and record["meta"]["title"] == SECTIONS[index].split("\n")[0][3:]
     duplicate = next(r for r in rejected if r["reason"] == "duplicate")
     assert duplicate["detail"].startswith("exact duplicate of textbook/synth-7-0000000")
+
+
+def test_only_python_tagged_blocks_must_parse():
+    with_output = SECTIONS[1] + "\nRunning it prints:\n\n```\n0 1 2\n```\n"
+    assert textbook_check.rejection(with_output) is None
+    assert textbook_check.rejection(with_output.replace("```\n0 1 2", "```python\n0 1 2")) == "code block does not parse"
 
 
 def test_hostile_and_broken_exercises_are_rejected_and_only_passing_ones_kept(openai_server, tmp_path):
