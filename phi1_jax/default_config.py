@@ -56,7 +56,11 @@ def get_default_config() -> ml_collections.ConfigDict:
         max_bad_fraction=0.001,
     ))
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-    config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3, permanent_every_steps=0,
-                                                        use_async=True))
+    config.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=1000, keep=3, permanent_every_steps=0, use_async=True,
+        # Resume a checkpoint written by another number of hosts: parameters and optimizer state are
+        # kept, the data restarts in a new order (not exact). Off: such a resume stops with an error.
+        allow_host_count_change=False,
+    ))
     config.workdir = "workdir"
     return config

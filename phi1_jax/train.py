@@ -6,7 +6,9 @@ The same loop runs the tiny model on a laptop CPU, phi-1 on one GPU and phi-1 on
            ──► state: restore workdir/checkpoints, else init (or `train.init_from` for finetuning)
            ──► loop: this host's slice of the batch ─► global jax.Array ─► jitted step (donated state)
                      log / eval / checkpoint; SIGTERM (preemption) ─► final checkpoint, exit
-Writes workdir/config.json, metrics.jsonl, tensorboard/ and checkpoints/<step>/.
+Writes workdir/config.json, metrics.jsonl, tensorboard/, checkpoints/<step>/ and checkpoints/tokenizer/
+(the vocabulary, see phi1_jax.checkpoint). A checkpoint that cannot resume this run stops it
+before training and is left as it was (phi1_jax.train_checkpoint).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from etils import epath
 from ml_collections import config_flags
 
 from phi1_jax import sharding, train_checkpoint
-from phi1_jax.checkpoint import load_model
+from phi1_jax.checkpoint import VocabularyMismatchError, load_model, vocabulary_to_carry
 from phi1_jax.layer_stacking import match_layout
 from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device, peak_memory_bytes
 from phi1_jax.model_config import PhiConfig
@@ -95,6 +97,13 @@ def _loader() -> Any:
     return loader
 
 
+def _vocabularies() -> Any:
+    """data_pipeline.vocabularies, imported on first use (TensorFlow, as `_loader`)."""
+    from data_pipeline import vocabularies
+
+    return vocabularies
+
+
 def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
     """This host's slice of the global batch, as a resumable `TrainIterator`."""
     try:
@@ -152,14 +161,17 @@ def build(config: ml_collections.ConfigDict, model_config: PhiConfig, mesh: jax.
 
 
 def initial_state(config: ml_collections.ConfigDict, program: Program,
-                  manager: Any) -> tuple[TrainState, dict[str, Any] | None]:
-    """Resume from the workdir's latest good checkpoint; else start from `train.init_from`; else init."""
-    restored = train_checkpoint.restore_latest(manager, program.abstract_state)
+                  manager: Any) -> tuple[TrainState, dict[str, Any] | None, bool]:
+    """(state, data position or None, resumed): the workdir's latest good checkpoint; else
+    `train.init_from`'s parameters; else a fresh init. A restore problem raises RestoreError."""
+    restored = train_checkpoint.restore_latest(
+        manager, program.abstract_state, PhiConfig.from_dict(config.model),
+        allow_host_count_change=config.checkpoint.allow_host_count_change)
     if restored is not None:
-        return restored
+        return restored.state, restored.data_state, True
     if config.train.init_from:
-        return program.init(pretrained_params(config, program)), None
-    return program.init(), None
+        return program.init(pretrained_params(config, program)), None, False
+    return program.init(), None, False
 
 
 def pretrained_params(config: ml_collections.ConfigDict, program: Program) -> Any:
@@ -167,9 +179,7 @@ def pretrained_params(config: ml_collections.ConfigDict, program: Program) -> An
     shapes must match; numerics (dtype, dropout, remat, scan) may differ."""
     model_config = PhiConfig.from_dict(config.model)
     saved_config, params = load_model(config.train.init_from)
-    shape = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "kv_heads", "head_size")
-    different = {k: (getattr(saved_config, k), getattr(model_config, k)) for k in shape
-                 if getattr(saved_config, k) != getattr(model_config, k)}
+    different = saved_config.shape_differences(model_config)
     if different:
         raise ConfigError(f"train.init_from {config.train.init_from} has another shape (saved, configured): {different}")
     params = match_layout(params, model_config.scan_layers, model_config.num_layers)
@@ -264,26 +274,32 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
     model_config = check_config(config)
     workdir, train_cfg = config.workdir, config.train
     is_main = jax.process_index() == 0
-    if is_main:
-        (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
     batches = open_data(config, "train", seed=train_cfg.seed)
-    vocab_size = _loader().vocab_info(config.data).vocab_size
-    if vocab_size > model_config.vocab_size:
-        raise ConfigError(f"the data's vocabulary has {vocab_size} tokens, model.vocab_size is only "
+    vocabulary_files, vocabulary = vocabulary_to_carry(_vocabularies().vocabulary_path(config.data.vocabulary))
+    if vocabulary.vocab_size > model_config.vocab_size:
+        raise ConfigError(f"the data's vocabulary has {vocabulary.vocab_size} tokens, model.vocab_size is only "
                           f"{model_config.vocab_size}")
     mesh = sharding.make_mesh(config.mesh)
     ckpt = config.checkpoint
     manager = train_checkpoint.make_manager(workdir, ckpt.keep, ckpt.permanent_every_steps, ckpt.use_async)
+    try:
+        train_checkpoint.carry_vocabulary(str(manager.directory), vocabulary_files, vocabulary)
+    except VocabularyMismatchError as error:
+        manager.close()
+        raise ConfigError(str(error)) from error
     writer = MetricsWriter(workdir, train_cfg.steps, enabled=is_main)
     preemption = _Preemption()
 
     try:
         program = build(config, model_config, mesh)
-        state, data_state = initial_state(config, program, manager)
+        state, data_state, resumed = initial_state(config, program, manager)
         if data_state is not None:
             batches.set_state(data_state)
+        elif resumed:  # another host count: the saved positions do not apply, so a new order
+            batches = open_data(config, "train", seed=train_cfg.seed + int(state.step))
         start = int(state.step)
-        if is_main:
+        if is_main:  # only now: a relaunch that cannot resume leaves the config of the checkpoints' run
+            (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
             print(f"training {model_config.num_params():,} parameters on mesh {dict(mesh.shape)} "
                   f"from step {start} to {train_cfg.steps}", file=sys.stderr, flush=True)
         with sharding.activate(mesh):  # the rules and mesh that the model's activation constraints use
@@ -316,7 +332,7 @@ def main(argv: list[str]) -> None:
     _initialize_distributed()
     try:
         summary = train(_CONFIG.value)
-    except ConfigError as error:
+    except (ConfigError, train_checkpoint.RestoreError) as error:
         sys.exit(f"phi1_jax.train: error: {error}")
     print(f"done: step {summary['step']}, checkpoints in {summary['checkpoint_dir']}", file=sys.stderr)
 
