@@ -16,7 +16,8 @@ import time
 
 from phi1_jax.checkpoint import load_model
 from phi1_jax.metrics import read_metrics
-from phi1_jax.train import ConfigError, load_config_file, train
+from phi1_jax.default_config import load_config_file
+from phi1_jax.train import ConfigError, train
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.py")
 

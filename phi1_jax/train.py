@@ -14,7 +14,6 @@ before training and is left as it was (phi1_jax.train_checkpoint).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import signal
 import sys
@@ -30,6 +29,7 @@ from absl import app, flags, logging
 from etils import epath
 from ml_collections import config_flags
 
+from data_pipeline.sources import SPLITS
 from phi1_jax import sharding, train_checkpoint
 from phi1_jax.checkpoint import VocabularyMismatchError, load_model, vocabulary_to_carry
 from phi1_jax.layer_stacking import match_layout
@@ -39,14 +39,6 @@ from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
 from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
-
-
-def load_config_file(path: str) -> ml_collections.ConfigDict:
-    """`get_config()` of a configs/*.py file, as `--config=path` would load it."""
-    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 class ConfigError(ValueError):
@@ -69,14 +61,30 @@ def check_config(config: ml_collections.ConfigDict) -> PhiConfig:
     if train.seq_len > model_config.max_position_embeddings:
         raise ConfigError(f"train.seq_len {train.seq_len} exceeds model.max_position_embeddings "
                           f"{model_config.max_position_embeddings}")
-    for name in ("vocabulary", "cache_dir"):
-        path = config.data[name]
-        if path and not epath.Path(path).exists():
-            raise ConfigError(f"data.{name}: {path} does not exist")
+    _check_data_paths(config.data)
     if train.init_from and not epath.Path(train.init_from).exists():
         raise ConfigError(f"train.init_from: no checkpoint at {train.init_from}")
     _check_writable(config.workdir)
     return model_config
+
+
+def _check_data_paths(data: ml_collections.ConfigDict) -> None:
+    """The eval split and every configured data path: a typo fails here, not after compiling."""
+    if data.eval_split not in SPLITS:
+        raise ConfigError(f"data.eval_split {data.eval_split!r}: the Tasks have the splits {list(SPLITS)}")
+    for name in ("vocabulary", "cache_dir"):
+        path = data[name]
+        if path and not epath.Path(path).exists():
+            raise ConfigError(f"data.{name}: {path} does not exist")
+    configured = {name: pattern for name, pattern in data.sources.items() if pattern}
+    if configured:
+        from data_pipeline import records  # TensorFlow, as `_loader`
+
+        for name, pattern in configured.items():
+            try:
+                records.expand_pattern(pattern)
+            except FileNotFoundError as error:
+                raise ConfigError(f"data.sources.{name}: {error}") from error
 
 
 def _check_writable(workdir: str) -> None:
