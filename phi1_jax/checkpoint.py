@@ -59,7 +59,8 @@ class VocabularyRecord:
     @classmethod
     def of(cls, path: str, vocabulary: Vocabulary, **special_ids: Optional[int]) -> "VocabularyRecord":
         """The record of the vocabulary file `path` as loaded into `vocabulary`; `special_ids`
-        (eos_id, pad_id, bos_id) override the vocabulary's own, e.g. with a HF config.json's."""
+        (eos_id, pad_id, bos_id) override the vocabulary's own, e.g. with those a HF
+        tokenizer_config.json names."""
         ids = {"eos_id": vocabulary.eos_id, "pad_id": vocabulary.pad_id, "bos_id": vocabulary.bos_id}
         ids.update({k: v for k, v in special_ids.items() if v is not None})
         # SentencePiece says -1 for a token it does not have.
@@ -110,9 +111,10 @@ def check_vocabulary(file: str, record: VocabularyRecord, model_vocab_size: int)
     """Raises VocabularyMismatchError unless `file` is the recorded vocabulary and fits the model."""
     if not epath.Path(file).exists():
         raise VocabularyMismatchError(f"the checkpoint's vocabulary file {file} is missing")
-    if fingerprint(file) != record.sha256:
+    actual = fingerprint(file)
+    if actual != record.sha256:
         raise VocabularyMismatchError(
-            f"{file} is not the vocabulary the model was trained with: its sha256 is {fingerprint(file)[:12]}..., "
+            f"{file} is not the vocabulary the model was trained with: its sha256 is {actual[:12]}..., "
             f"{VOCABULARY_RECORD} records {record.sha256[:12]}...; put the training vocabulary back or pass it "
             "explicitly (--tokenizer)")
     check_fits(record.vocab_size, model_vocab_size, file)
