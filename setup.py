@@ -43,7 +43,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["phi1_jax*", "data_pipeline*", "evaluation*"]),
     package_data={"data_pipeline": ["embedded/**/*", "curation/rubric.md", "curation/*.jsonl",
-                                   "curation/default_classifier/*"]},
+                                   "curation/default_classifier/*",
+                                   "synthesis/*.json"]},
     install_requires=CORE + DATA,
     extras_require={
         "convert": CONVERT,

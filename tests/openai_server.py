@@ -12,7 +12,9 @@ arrival order (numbered from 0), which fault to inject instead of an answer: a m
 Faults (`FAULTS`): "429" (with `retry-after`), "500", "slow" (answers after `slow_seconds`, longer
 than a client's timeout), "hang" (never answers), "malformed" (200 with a body that is not JSON),
 "truncated" (200 with the JSON cut in half), "drop" (the connection is closed with no answer).
-Tokens are counted as whitespace-separated words; only complete, fault-free answers count as
+The Batch API is served too (`POST /v1/files`, `POST /v1/batches`, `GET /v1/batches/ID`,
+`GET /v1/files/ID/content`): `batches` holds every batch created, `outcomes["batch"]` counts the
+requests answered through them. Tokens are counted as whitespace-separated words; only complete, fault-free answers count as
 served, so a client's usage totals must equal `served_prompt_tokens` / `served_completion_tokens`.
 """
 
@@ -20,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import email.policy
 import json
+import re
 import threading
 import time
+from email.parser import BytesParser
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 FAULTS = ("429", "500", "slow", "hang", "malformed", "truncated", "drop")
@@ -55,7 +60,10 @@ class OpenAIServer:
         self.served_prompt_tokens = 0
         self.served_completion_tokens = 0
         self.received_prompts: list[str] = []  # in arrival order, faulted requests included
+        self.arrival_times: list[float] = []  # time.monotonic() of each request's arrival
         self.served_prompts: list[str] = []  # prompts whose complete answer was sent
+        self.files: dict[str, bytes] = {}  # Batch API uploads and outputs
+        self.batches: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -111,16 +119,26 @@ class OpenAIServer:
                 headers = {k.strip().lower(): v.strip() for k, _, v in
                            (line.partition(":") for line in header_lines if line)}
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
-                if not await self._respond(request_line, body, writer):
+                if not await self._respond(request_line, headers, body, writer):
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
-    async def _respond(self, request_line: str, raw_body: bytes, writer: asyncio.StreamWriter) -> bool:
+    async def _respond(self, request_line: str, headers: Mapping[str, str], raw_body: bytes,
+                       writer: asyncio.StreamWriter) -> bool:
         """Answers one request; False when the connection must be closed."""
         method, path, _ = request_line.split(" ", 2)
+        batch_route = self._batch_api(method, path, headers, raw_body)
+        if batch_route is not None:
+            status, payload = batch_route
+            if isinstance(payload, bytes):
+                self._send_raw(writer, status, payload)
+            else:
+                self._send(writer, status, payload)
+            await writer.drain()
+            return True
         if method != "POST" or not path.endswith(("/chat/completions", "/completions")):
             self._send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
             return True
@@ -130,6 +148,7 @@ class OpenAIServer:
             number = self.requests
             self.requests += 1
             self.received_prompts.append(prompt)
+            self.arrival_times.append(time.monotonic())
             fault = self._fault(number, body)
             self.outcomes[fault or "ok"] += 1
         if self.latency:
@@ -158,12 +177,66 @@ class OpenAIServer:
                 self._send(writer, 200, payload)
                 if fault is None:
                     await writer.drain()
-                    with self._lock:
-                        self.served_prompt_tokens += payload["usage"]["prompt_tokens"]
-                        self.served_completion_tokens += payload["usage"]["completion_tokens"]
-                        self.served_prompts.append(prompt)
+                    self._count_served(prompt, payload)
         await writer.drain()
         return True
+
+    def _count_served(self, prompt: str, payload: dict) -> None:
+        with self._lock:
+            self.served_prompt_tokens += payload["usage"]["prompt_tokens"]
+            self.served_completion_tokens += payload["usage"]["completion_tokens"]
+            self.served_prompts.append(prompt)
+
+    def _batch_api(self, method: str, path: str, headers: Mapping[str, str], raw_body: bytes):
+        """(status, JSON payload or bytes) for the Batch API routes (file upload, batch create and
+        retrieve, file content), None for other routes. A batch is answered at creation, line by
+        line through `answer` (no faults), and reports "in_progress" to its first retrieve."""
+        if method == "POST" and path.endswith("/files"):
+            message = BytesParser(policy=email.policy.HTTP).parsebytes(
+                f"content-type: {headers['content-type']}\r\n\r\n".encode() + raw_body)
+            data = next(part.get_content() for part in message.iter_parts()
+                        if part.get_param("name", header="content-disposition") == "file")
+            file_id = f"file-{len(self.files)}"
+            self.files[file_id] = data if isinstance(data, bytes) else data.encode()
+            return 200, {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": 0,
+                         "filename": "requests.jsonl", "purpose": "batch", "status": "processed"}
+        if method == "POST" and path.endswith("/batches"):
+            request = json.loads(raw_body)
+            lines = []
+            for line in self.files[request["input_file_id"]].decode().splitlines():
+                item = json.loads(line)
+                prompt = prompt_text(item["body"])
+                with self._lock:
+                    self.requests += 1
+                    self.received_prompts.append(prompt)
+                    self.outcomes["batch"] += 1
+                payload = self._completion(item["body"], prompt, self.answer(item["body"]))
+                self._count_served(prompt, payload)
+                lines.append(json.dumps({"id": f"req-{len(lines)}", "custom_id": item["custom_id"], "error": None,
+                                         "response": {"status_code": 200, "request_id": "", "body": payload}}))
+            output_id = f"file-{len(self.files)}"
+            self.files[output_id] = ("\n".join(lines) + "\n").encode()
+            batch_id = f"batch-{len(self.batches)}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": request["endpoint"], "errors": None,
+                "input_file_id": request["input_file_id"], "completion_window": request["completion_window"],
+                "status": "in_progress", "output_file_id": None, "created_at": 0,
+                "request_counts": {"total": len(lines), "completed": len(lines), "failed": 0}, "_output": output_id}
+            return 200, self._public(self.batches[batch_id])
+        match = re.search(r"/batches/([\w-]+)$", path)
+        if method == "GET" and match:
+            batch = self.batches[match.group(1)]
+            public = self._public(batch)
+            batch.update(status="completed", output_file_id=batch["_output"])
+            return 200, public
+        match = re.search(r"/files/([\w-]+)/content$", path)
+        if method == "GET" and match:
+            return 200, self.files[match.group(1)]
+        return None
+
+    @staticmethod
+    def _public(batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if not k.startswith("_")}
 
     @staticmethod
     def _completion(body: dict, prompt: str, text: str) -> dict:

@@ -1,23 +1,15 @@
 """The shared LLM client (data_pipeline.llm_client) against the local OpenAI-compatible server
 (tests/openai_server.py): every fault the server injects is retried to exactly one outcome per
-prompt, usage adds up to what was served, answers survive SIGKILL, parse failures are asked again
-and never guessed, and the budget cap stops cleanly and resumes."""
+prompt, usage adds up to what was served, parse failures are asked again and never guessed, the
+budget cap stops cleanly and resumes, a torn cache line is ignored, and the Batch API mode joins
+results on custom_id. (SIGKILL of a generator process: tests/test_synth.py.)"""
 
 import collections
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from data_pipeline.llm_client import AnswerCache, BudgetExceeded, LLMClient, LLMRequest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from data_pipeline.llm_client import AnswerCache, BudgetExceeded, LLMClient, LLMRequest, cache_key
 
 def echo(body: dict) -> str:
     prompt = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
@@ -25,7 +17,8 @@ def echo(body: dict) -> str:
 
 
 def fast_client(server, cache_dir, **options) -> LLMClient:
-    settings = dict(model="test-model", timeout=0.5, backoff_base=0.01, backoff_max=0.05, concurrency=8)
+    settings = dict(model="test-model", timeout=0.5, backoff_base=0.01, backoff_max=0.05, concurrency=8,
+                    batch_poll_interval=0.01)
     settings.update(options)
     return LLMClient(base_url=server.base_url, cache_dir=str(cache_dir), **settings)
 
@@ -80,51 +73,23 @@ def test_unparseable_answers_are_asked_again_then_recorded_with_every_raw_answer
     assert server.requests == 5
 
 
+@pytest.mark.parametrize("limit", [{"requests_per_minute": 1200.0}, {"tokens_per_minute": 12_000.0}])
+def test_rate_limits_pace_the_requests(openai_server, tmp_path, limit):
+    server = openai_server(echo)
+    # 1200 requests/min: one per 50 ms. 12000 tokens/min = 200 per second, each request is
+    # estimated at 10 tokens: about 20 per second once the first second's 200 tokens are spent.
+    requests = [LLMRequest(f"p{i}", {"max_tokens": 10}) for i in range(10 if "requests_per_minute" in limit else 30)]
+    results = fast_client(server, tmp_path, **limit).run(requests)
+    assert all(r.ok for r in results)
+    span = server.arrival_times[-1] - server.arrival_times[0]
+    assert span >= 0.35, span  # paced: about 0.45 s; unlimited, these arrive within a few ms
+
+
 def test_failures_past_the_retry_limit_are_recorded_not_raised(openai_server, tmp_path):
     server = openai_server(echo, lambda number, body: "500" if body["prompt"] == "doomed" else None)
     results = fast_client(server, tmp_path, max_retries=2).run([LLMRequest("fine"), LLMRequest("doomed")])
     assert results[0].ok and results[1].error == "no answer after 3 tries: 500"
     assert server.outcomes["500"] == 3
-
-
-_RUNNER = """
-import json, sys
-from data_pipeline.llm_client import LLMClient, LLMRequest
-base_url, cache_dir, out, n = sys.argv[1:5]
-client = LLMClient(base_url=base_url, model="test-model", cache_dir=cache_dir, concurrency=4, timeout=60)
-results = client.run([LLMRequest(f"prompt {i}") for i in range(int(n))])
-with open(out, "w") as f:
-    json.dump([r.text for r in results], f)
-"""
-
-
-def test_sigkill_mid_run_loses_no_answer_and_the_restart_requests_none_again(openai_server, tmp_path):
-    n, answered_before_kill = 24, 10
-    first = openai_server(echo, lambda number, body: "hang" if number >= answered_before_kill else None)
-    out = tmp_path / "out.json"
-
-    def command(base_url: str) -> list[str]:
-        return [sys.executable, "-c", _RUNNER, base_url, str(tmp_path / "cache"), str(out), str(n)]
-
-    process = subprocess.Popen(command(first.base_url), cwd=REPO)
-    try:
-        deadline = time.monotonic() + 60
-        while len(first.served_prompts) < answered_before_kill and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # the answers reach the client; the other 4 requests hang in flight
-        assert process.poll() is None
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-    finally:
-        process.kill()
-    assert len(first.served_prompts) == answered_before_kill and not out.exists()
-
-    second = openai_server(echo)
-    subprocess.run(command(second.base_url), cwd=REPO, check=True, timeout=120)
-    assert not set(second.received_prompts) & set(first.served_prompts)
-    assert sorted(second.received_prompts + first.served_prompts) == sorted(f"prompt {i}" for i in range(n))
-    texts = json.loads(out.read_text())
-    assert texts == [echo({"prompt": f"prompt {i}"}) for i in range(n)]
 
 
 def test_budget_cap_stops_cleanly_and_a_higher_cap_completes(openai_server, tmp_path):
@@ -145,3 +110,43 @@ def test_budget_cap_stops_cleanly_and_a_higher_cap_completes(openai_server, tmp_
     results = client.run(requests)
     assert all(r.ok for r in results) and server.requests == 20 == len(set(server.served_prompts))
     assert client.stats.cost_usd == pytest.approx(20.0) and client.stats.new_cost_usd == pytest.approx(15.0)
+
+
+def test_a_line_torn_by_a_crash_is_ignored_and_the_answers_before_it_are_kept(tmp_path):
+    cache = AnswerCache(str(tmp_path))
+    keys = [cache_key("m", LLMRequest(f"p{i}")) for i in range(3)]
+    for key in keys[:2]:
+        cache.put(key, {"text": key[:8], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    cache.close()
+    (log,) = tmp_path.glob("answers-*.log")
+    with open(log, "ab") as f:
+        f.write(keys[2].encode() + b'\t{"text": "cut off by SIGK')
+    reopened = AnswerCache(str(tmp_path))
+    assert len(reopened) == 2 and keys[2] not in reopened
+    assert [reopened.get(k)["text"] for k in keys[:2]] == [k[:8] for k in keys[:2]]
+    reopened.put(keys[2], {"text": "again", "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    assert AnswerCache(str(tmp_path)).get(keys[2])["text"] == "again"
+
+
+def test_batch_mode_joins_results_on_custom_id_and_asks_unparseable_ones_again(openai_server, tmp_path):
+    asked = collections.Counter()
+
+    def answer(body: dict) -> str:
+        prompt = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
+        asked[prompt] += 1
+        return "not a number" if prompt == "q3" and asked[prompt] == 1 else str(len(prompt) * 10)
+
+    server = openai_server(answer)
+    requests = ([LLMRequest([{"role": "user", "content": f"q{i}"}]) for i in range(6)]
+                + [LLMRequest(f"completion {i}") for i in range(2)])
+    client = fast_client(server, tmp_path)
+    results = client.run_batch(requests, parse=int)
+
+    assert [r.value for r in results] == [20] * 6 + [120] * 2
+    assert results[3].raw_answers == ["not a number", "20"] and not any(r.cached for r in results)
+    assert [b["endpoint"] for b in server.batches.values()] == ["/v1/chat/completions", "/v1/completions",
+                                                                 "/v1/chat/completions"]
+    assert server.outcomes == {"batch": 9} and client.stats.api_calls == 9
+    assert client.stats.new_usage.completion_tokens == server.served_completion_tokens
+    again = fast_client(server, tmp_path).run_batch(requests, parse=int)
+    assert [r.value for r in again] == [r.value for r in results] and len(server.batches) == 3
