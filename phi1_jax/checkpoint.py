@@ -156,7 +156,8 @@ def save_model(directory: str, config: PhiConfig, params: Any, *, step: int = 0,
 
 
 def load_model(path: str, *, shardings: Any = None) -> tuple[PhiConfig, Any]:
-    """(config, params) of the latest step under `path` (or of the step dir `path` names); refuses a
+    """(config, params) of the latest step under `path` (or of the step dir `path` names), on
+    `shardings` or else on this process's first device, whatever mesh saved them; refuses a
     checkpoint whose recorded vocabulary does not fit the model."""
     root, step = _resolve(path)
     carried = read_vocabulary(path)
@@ -169,9 +170,13 @@ def load_model(path: str, *, shardings: Any = None) -> tuple[PhiConfig, Any]:
         if carried is not None:
             check_fits(carried[1].vocab_size, config.vocab_size, carried[0])
         abstract = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
-        if shardings is not None:
-            abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                    abstract, shardings)
+        if shardings is None:
+            # Otherwise orbax restores the layout the checkpoint was saved with, which needs that
+            # run's devices: a pod's checkpoint would not load on a laptop.
+            shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.local_devices()[0]),
+                                     abstract)
+        abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                abstract, shardings)
         restored = manager.restore(step, args=ocp.args.Composite(**{PARAMS: ocp.args.StandardRestore(abstract)}))
     return config, restored[PARAMS]
 
