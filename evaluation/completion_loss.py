@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,19 @@ def _token_nll(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions
                                segment_ids=segment_ids[:, :-1])
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
+
+
+def encode_pair(encode: Callable[[str], Sequence[int]], prompt: str, completion: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) as the model sees them in training, where the text is
+    tokenized whole: the completion is what the whole text's tokens add after the longest prefix
+    they share with the prompt's own tokens (a token may straddle the boundary)."""
+    whole, alone = list(encode(prompt + completion)), list(encode(prompt))
+    shared = 0
+    while shared < min(len(whole), len(alone)) and whole[shared] == alone[shared]:
+        shared += 1
+    if shared == 0:
+        raise ValueError(f"the prompt's tokens share no prefix with the whole text's: {prompt[:40]!r}")
+    return whole[:shared], whole[shared:]
 
 
 def fit_to_context(prompt: Sequence[int], completion: Sequence[int], max_len: int) -> tuple[list[int], int, bool]:

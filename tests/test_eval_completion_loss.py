@@ -38,3 +38,17 @@ def test_long_pairs_keep_the_end_of_the_prompt_and_say_when_a_completion_is_cut(
     assert (tokens, first, truncated) == ([2, 100, 101, 102, 103], 1, True)
     with pytest.raises(ValueError, match="at least one prompt token"):
         fit_to_context([], [1], max_len=5)
+
+
+def test_pairs_are_tokenized_as_training_sees_the_whole_text():
+    from data_pipeline.vocabularies import load_vocabulary
+    from evaluation.completion_loss import encode_pair
+    from evaluation.problems import load_problems
+
+    vocab = load_vocabulary("")
+    for problem in list(load_problems().values())[:20]:
+        prompt_ids, completion_ids = encode_pair(vocab.encode, problem.prompt, problem.canonical_solution)
+        whole = list(vocab.encode(problem.prompt + problem.canonical_solution))
+        assert prompt_ids + completion_ids == whole
+        assert len(prompt_ids) >= len(vocab.encode(problem.prompt)) - 1
+        assert vocab.decode(completion_ids).strip() in problem.canonical_solution
