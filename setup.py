@@ -42,7 +42,9 @@ setup(
     description="The phi-1 recipe (Textbooks Are All You Need) in JAX: data, training, evaluation, conversion.",
     python_requires=">=3.11",
     packages=find_packages(include=["phi1_jax*", "data_pipeline*", "evaluation*"]),
-    package_data={"data_pipeline": ["embedded/**/*"]},
+    package_data={"data_pipeline": ["embedded/**/*", "curation/rubric.md", "curation/*.jsonl",
+                                   "curation/default_classifier/*",
+                                   "synthesis/*.json"]},
     install_requires=CORE + DATA,
     extras_require={
         "convert": CONVERT,

@@ -2,14 +2,21 @@
 front-end uses) against Hugging Face `generate` on the same tiny Phi model (HF weights converted
 with `phi1_jax.convert.from_hf`), same batch, same prompts, greedy, on CPU, in the same run.
 
-    .venv/bin/python benchmarks/eval_sampling_speed.py [--batch 8] [--prompt-len 64] [--new 128]
+For every batch size and prompt length of the grid both samplers are warmed up once (our compile),
+then timed in alternation, ours then HF, `--repeats` times, so a neighbour's load on a shared
+machine falls on both. Each line gives the median tokens/s of each and the min-max of the
+per-round ratios.
+
+    .venv/bin/python benchmarks/eval_sampling_speed.py [--batches 1 8 32 128] [--prompt-lens 64 512] [--new 128]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -21,19 +28,16 @@ from phi1_jax.convert import from_hf
 from phi1_jax.sampling import generate
 
 
-def best_of(repeats: int, function) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--prompt-len", type=int, default=64)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--prompt-lens", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--new", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
@@ -45,25 +49,32 @@ def main() -> None:
         hf = PhiForCausalLM.from_pretrained(model_dir).eval()
         config, params = from_hf(model_dir)
     params = jax.device_put(params, jax.devices()[0])
-    prompts = np.random.default_rng(0).integers(1, config.vocab_size - 1, (args.batch, args.prompt_len))
-    tokens = args.batch * args.new
+    print(f"tiny Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}; {args.new} new tokens, "
+          f"greedy, CPU ({torch.get_num_threads()} torch threads), {args.repeats} alternating rounds per line")
+    print("| batch | prompt | ours (tokens/s) | HF generate (tokens/s) | ratio ours/HF (min-max) |")
+    print("| --- | --- | --- | --- | --- |")
+    for prompt_len in args.prompt_lens:
+        for batch in args.batches:
+            prompts = np.random.default_rng(0).integers(1, config.vocab_size - 1, (batch, prompt_len))
+            ids = torch.tensor(prompts)
 
-    def ours() -> None:
-        generate(config, params, prompts.tolist(), max_new_tokens=args.new)
+            def ours() -> None:
+                generate(config, params, prompts.tolist(), max_new_tokens=args.new)
 
-    def theirs() -> None:
-        with torch.no_grad():
-            hf.generate(torch.tensor(prompts), attention_mask=torch.ones_like(torch.tensor(prompts)),
-                        max_new_tokens=args.new, min_new_tokens=args.new, do_sample=False, pad_token_id=0)
+            def theirs() -> None:
+                with torch.no_grad():
+                    hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new,
+                                min_new_tokens=args.new, do_sample=False, pad_token_id=0)
 
-    ours()  # compile once; a long evaluation reuses the compiled sampler
-    theirs()
-    ours_s, theirs_s = best_of(args.repeats, ours), best_of(args.repeats, theirs)
-    print(f"tiny Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}; batch {args.batch}, "
-          f"prompt {args.prompt_len}, {args.new} new tokens, greedy, CPU ({torch.get_num_threads()} torch threads)")
-    print(f"ours (jax KV cache):   {tokens / ours_s:9.1f} tokens/s ({ours_s:.3f} s)")
-    print(f"HF generate (torch):   {tokens / theirs_s:9.1f} tokens/s ({theirs_s:.3f} s)")
-    print(f"speed ratio ours / HF: {theirs_s / ours_s:.1f}x")
+            ours()  # compile once; a long evaluation reuses the compiled sampler
+            theirs()
+            rounds = [(seconds(ours), seconds(theirs)) for _ in range(args.repeats)]
+            tokens = batch * args.new
+            ours_rate = statistics.median(tokens / o for o, _ in rounds)
+            hf_rate = statistics.median(tokens / t for _, t in rounds)
+            ratios = [t / o for o, t in rounds]
+            print(f"| {batch} | {prompt_len} | {ours_rate:,.0f} | {hf_rate:,.0f} | "
+                  f"{min(ratios):.2f}-{max(ratios):.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ Record shards written (the `{"id", "text", "source", "meta"}` format of records.
   `meta = {"title", "audience", "file"}`.
 - exercises.jsonl: `source="exercises"`, `text` = prompt + solution (the CodeExercises training
   text), `meta = {"prompt", "solution", "tests", "entry_point", "family", "file"}` where `prompt`
-  is `def ...:` plus its docstring (ends with a newline), `solution` is the body after the
+  is `def ...:` plus its docstring (ends with a newline; top-level imports above the function come
+  first), `solution` is the body after the
   docstring, `tests` is a list of assert statements, and `prompt + solution` is a complete function.
   `load_exercises()` returns these as flat dicts `{"id", "prompt", "solution", "tests",
   "entry_point", "family"}`, the shape HumanEval-style sandboxes and generation prompts want.
@@ -85,32 +86,46 @@ def parse_exercises(path: str) -> list[dict]:
     """Exercise records of one authoring `.py` file."""
     with open(path, encoding="utf-8") as f:
         source = f.read()
+    return exercises_from_source(source, path, "handwritten", os.path.basename(path))
+
+
+def exercises_from_source(source: str, where: str, family: str, origin: str) -> list[dict]:
+    """Exercise records of Python source in the authoring format: each top-level function with a
+    docstring and a body is an exercise, the asserts after it are its tests. Top-level imports
+    belong to the prompt of the function after them. EmbeddedDataError names `where:line`. Also
+    the parser of synthetic exercises (data_pipeline.synthesis.exercise_check)."""
     lines = source.splitlines(keepends=True)
     try:
-        tree = ast.parse(source, filename=path)
+        tree = ast.parse(source, filename=where)
     except SyntaxError as e:
-        raise EmbeddedDataError(f"{path}:{e.lineno}: {e.msg}") from e
+        raise EmbeddedDataError(f"{where}:{e.lineno}: {e.msg}") from e
     out: list[dict] = []
+    imports = ""
     for node in tree.body:
-        where = f"{path}:{node.lineno}"
+        at = f"{where}:{node.lineno}"
         if isinstance(node, ast.FunctionDef):
             doc = node.body[0] if node.body else None
             if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
                     and isinstance(doc.value.value, str)) or len(node.body) < 2:
-                raise EmbeddedDataError(f"{where}: {node.name} needs a docstring and a body")
-            prompt = "".join(lines[node.lineno - 1:doc.end_lineno])
+                raise EmbeddedDataError(f"{at}: {node.name} needs a docstring and a body")
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            prompt = imports + "".join(lines[first - 1:doc.end_lineno])
             solution = "".join(lines[doc.end_lineno:node.end_lineno])
-            out.append(exercise_record(node.name, prompt, solution, [], "handwritten",
-                                       os.path.basename(path)))
+            if not solution.endswith("\n"):
+                solution += "\n"
+            out.append(exercise_record(node.name, prompt, solution, [], family, origin))
+            imports = ""
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports += ast.get_source_segment(source, node) + "\n"
         elif isinstance(node, ast.Assert):
             if not out:
-                raise EmbeddedDataError(f"{where}: assert before any exercise")
+                raise EmbeddedDataError(f"{at}: assert before any exercise")
             out[-1]["meta"]["tests"].append(ast.get_source_segment(source, node))
         elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
-            raise EmbeddedDataError(f"{where}: only functions and asserts may appear at top level")
+            raise EmbeddedDataError(f"{at}: only imports, functions and asserts may appear at top level")
     for record in out:
         if not record["meta"]["tests"]:
-            raise EmbeddedDataError(f"{path}: exercise {record['meta']['entry_point']} has no asserts")
+            raise EmbeddedDataError(f"{where}: exercise {record['meta']['entry_point']} has no asserts")
     return out
 
 

@@ -1,7 +1,8 @@
 """Samples from one of our checkpoints (DESIGN.md data flow: "sample with KV cache -> sandbox"):
 the prompts are tokenized with the vocabulary the checkpoint carries, grouped into batches of
 similar length, and decoded with `phi1_jax.sampling.generate` (batched, KV cache, greedy or
-temperature/top-p, EOS), one batch at a time on each local device in parallel. The text is cut at
+temperature/top-p, EOS; the `--n` copies of a prompt sit next to each other, so a batch prefills
+each prompt once), one batch at a time on each local device in parallel. The text is cut at
 the stop sequences after decoding.
 
 Batches and their seeds are fixed before they are handed to devices, so the samples do not depend
@@ -22,7 +23,7 @@ from evaluation.generation import Settings, requests, to_samples
 from evaluation.problems import Problem
 from phi1_jax.checkpoint import load_model, tokenizer_path
 from phi1_jax.model_config import PhiConfig
-from phi1_jax.sampling import generate as sample_tokens
+from phi1_jax.sampling import decode_layout, generate as sample_tokens
 
 
 def _batches(prompt_ids: Sequence[list[int]], batch_size: int) -> list[list[int]]:
@@ -36,6 +37,7 @@ def generate_tokens(config: PhiConfig, params: Any, prompt_ids: Sequence[list[in
                     progress: bool = False) -> list[list[int]]:
     """New token ids for every prompt, batches spread over `devices` (default: all local ones)."""
     devices = list(devices or jax.local_devices())
+    config, params = decode_layout(config, params)  # once, not per batch
     batches = _batches(prompt_ids, settings.batch_size)
     pending: queue.Queue = queue.Queue()
     for index, rows in enumerate(batches):

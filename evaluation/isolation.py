@@ -1,8 +1,9 @@
 """How a sandbox worker is walled off from the machine (DESIGN.md data flow: "sandbox -> pass@k"):
 picks the launcher that wraps each `evaluation.sandbox_server` process.
 
-In order of preference: bubblewrap (`bwrap`: read-only root, private /tmp and /dev/shm, fresh
-/proc, every namespace unshared, dies with its parent), then util-linux `unshare` (new pid, mount,
+In order of preference: bubblewrap (`bwrap`: a root that holds only the system directories, the
+Python installation and this package, read-only; private /tmp and /dev/shm, fresh /proc, every
+namespace unshared, dies with its parent), then util-linux `unshare` (new pid, mount,
 network, IPC and UTS namespaces, private tmpfs mounts, as root or through a user namespace), then
 nothing but rlimits and the server's uid change, announced by a one-line warning that says what is
 not isolated. Each candidate is probed once by actually running it.
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 CHOICES = ("auto", "bwrap", "unshare", "none")
 # World-writable directories every sandbox covers with a fresh tmpfs.
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Programs and shared libraries, shown read-only inside bubblewrap (symlinks stay symlinks).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
 @dataclass(frozen=True)
@@ -52,22 +55,49 @@ def interpreter_mounts() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(mounts))
 
 
+def python_view() -> tuple[str, ...]:
+    """The host directories a bubblewrap sandbox shows, read-only: the Python installation (its
+    prefixes and the package directories on sys.path), the `evaluation` package of this checkout
+    and nothing else of it; the system directories come on top (see `_bwrap_prefix`)."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    packages = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)]
+    wanted = sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, *packages)}
+                    | {os.path.join(os.path.realpath(checkout), "evaluation")})
+    shown: list[str] = []
+    for directory in wanted:
+        covered = any(directory == s or directory.startswith(s + os.sep) for s in (*shown, *SYSTEM_DIRS))
+        if not covered:
+            shown.append(directory)
+    return tuple(shown)
+
+
 def _bwrap_prefix() -> tuple[str, ...]:
     namespaces = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
     if os.geteuid() == 0:
         # As root no user namespace is needed; keep the capabilities the server uses to change a
-        # sample's uid, mount nothing further and kill its orphans (bwrap drops them otherwise).
+        # sample's uid and kill its orphans (bwrap drops them otherwise).
         privileges = ("--cap-add", "ALL")
     else:
         privileges = ("--unshare-user",)
-    shown = []
-    for hidden in sorted({hidden for hidden, _ in interpreter_mounts()} - set(PRIVATE_DIRS)):
-        shown += ["--tmpfs", hidden]
-    for _, directory in interpreter_mounts():
-        shown += ["--ro-bind", directory, directory]
-    return ("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", *shown, *namespaces, *privileges,
-            "--die-with-parent", "--new-session", "--")
+    # The root is an empty tmpfs: the system directories (programs and the libraries Python
+    # loads), the loader's cache and the Python installation are bound read-only, so host files
+    # elsewhere (home and project directories, /etc, /var) do not exist inside.
+    system = []
+    for directory in SYSTEM_DIRS:
+        if os.path.islink(directory):
+            system += ["--symlink", os.readlink(directory), directory]
+        elif os.path.isdir(directory):
+            system += ["--ro-bind", directory, directory]
+    # Directories on the way to them are created world-enterable (bwrap makes them 0700 as root).
+    ancestors = sorted({os.sep.join(d.split(os.sep)[:depth])
+                        for d in python_view() for depth in range(2, d.count(os.sep) + 1)})
+    python = [arg for directory in ancestors for arg in ("--perms", "0755", "--dir", directory)]
+    python += [arg for directory in python_view() for arg in ("--ro-bind", directory, directory)]
+    # The Python binds come last, so a checkout under /tmp shows through the fresh tmpfs there.
+    return ("bwrap", *system, "--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/var",
+            "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--dev", "/dev",
+            "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", *python,
+            *namespaces, *privileges, "--die-with-parent", "--new-session", "--")
 
 
 def _unshare_prefix() -> tuple[str, ...]:

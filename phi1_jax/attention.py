@@ -6,14 +6,28 @@ alike, and the two implementations chosen by `config.model.attention`.
 - `dot_product`: `jax.nn.dot_product_attention`, which XLA lowers to cuDNN flash attention on
   GPUs. It has no attention dropout, so it refuses `attention_dropout > 0` while training.
 
+With a KV cache (prefill and decode in `phi1_jax.sampling`) both use `cached_attention`, which
+reads only the filled blocks of the cache.
+
 Every key slot carries a segment id (0 = empty or padding) and a slot index; a query attends to a
 key when both are in the same non-zero segment and the key's slot is not after the query's.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+
+
+class CacheQuery(NamedTuple):
+    """Where a call with the KV cache sits: its tokens' segment ids `[b, s]`, the cache's segment
+    ids including them `[b, capacity]`, and the slot of its first token."""
+
+    segment_ids: jax.Array
+    kv_segment_ids: jax.Array
+    start: jax.Array
 
 
 def attention_mask(
@@ -63,15 +77,23 @@ def xla_attention(
 def unblocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, q_offset: int,
                         dropout_rate: float, dropout_rng: jax.Array | None) -> jax.Array:
     """Queries at slots `q_offset + arange(s)` against keys at slots `arange(t)`; mask None means
-    causal. Softmax in float32, normalised after the product with v: dividing `[b, s, heads, d]`
-    instead of the `[b, heads, s, t]` probabilities saves a pass over the largest tensor."""
+    causal."""
+    if mask is None:
+        mask = (jnp.arange(k.shape[1])[None, :] <= q_offset + jnp.arange(q.shape[1])[:, None])[None, None]
+    return _attend(q, k, v, mask, "btkd", dropout_rate, dropout_rng)
+
+
+def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, kv_layout: str,
+            dropout_rate: float = 0.0, dropout_rng: jax.Array | None = None) -> jax.Array:
+    """q `[b, s, heads, d]` against k and v laid out as `kv_layout` ("btkd" for sequences,
+    "bktd" for the KV cache), mask `[b, 1, s, t]`. Softmax in float32, normalised after the
+    product with v: dividing `[b, s, heads, d]` instead of the `[b, heads, s, t]` probabilities
+    saves a pass over the largest tensor."""
     batch, q_len, heads, head_dim = q.shape
-    kv_heads = k.shape[2]
+    kv_heads = k.shape[kv_layout.index("k")]
     groups = heads // kv_heads
     q = (q * head_dim**-0.5).reshape(batch, q_len, kv_heads, groups, head_dim)
-    logits = jnp.einsum("bskgd,btkd->bkgst", q, k, preferred_element_type=jnp.float32)
-    if mask is None:
-        mask = (jnp.arange(k.shape[1])[None, :] <= q_offset + jnp.arange(q_len)[:, None])[None, None]
+    logits = jnp.einsum(f"bskgd,{kv_layout}->bkgst", q, k, preferred_element_type=jnp.float32)
     logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
     # Softmax is shift-invariant, so the max needs no gradient; a row with every key masked sees
     # all-equal logits and averages instead of producing NaN.
@@ -80,9 +102,36 @@ def unblocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arra
     if dropout_rate > 0.0 and dropout_rng is not None:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
         weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-    out = jnp.einsum("bkgst,btkd->bskgd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    out = jnp.einsum(f"bkgst,{kv_layout}->bskgd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
     out = out / jnp.moveaxis(denominator, -1, 1)[..., None]
     return out.astype(v.dtype).reshape(batch, q_len, heads, head_dim)
+
+
+KV_BLOCK = 128
+
+
+def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where: CacheQuery) -> jax.Array:
+    """Queries q `[b, s, heads, d]` at slots `where.start + arange(s)` against the KV cache
+    (`[b, kv_heads, capacity, d]` each, already holding this call's keys).
+
+    Only the filled part is read, rounded up to whole `KV_BLOCK`s: a `lax.switch` picks the
+    branch compiled for that window, so a decode step costs what the tokens so far cost whatever
+    the capacity (`max_new_tokens`), and one compilation serves every fill level."""
+    q_len, capacity = q.shape[1], k_cache.shape[2]
+    windows = [*range(KV_BLOCK, capacity, KV_BLOCK), capacity]
+
+    def over(window: int):
+        def attend_window(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where: CacheQuery) -> jax.Array:
+            mask = attention_mask(where.segment_ids, where.kv_segment_ids[:, :window],
+                                  where.start + jnp.arange(q_len), jnp.arange(window))
+            return _attend(q, k_cache[:, :, :window], v_cache[:, :, :window], mask, "bktd")
+        return attend_window
+
+    if len(windows) == 1:
+        return over(capacity)(q, k_cache, v_cache, where)
+    last_block = (where.start + q_len - 1) // KV_BLOCK
+    return jax.lax.switch(jnp.minimum(last_block, len(windows) - 1), [over(w) for w in windows],
+                          q, k_cache, v_cache, where)
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from phi1_jax import attention as attention_lib
+from phi1_jax.attention import CacheQuery
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.rotary import apply_partial_rotary, rotary_angles
 
-KVCache = dict[str, jax.Array]
+KVCache = dict[str, Any]
 
 _REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -33,12 +34,20 @@ _REMAT_POLICIES = {
 
 
 def init_cache(config: PhiConfig, batch_size: int, max_length: int) -> KVCache:
-    """An empty KV cache for `max_length` tokens per row (all layers stacked on axis 0)."""
-    shape = (config.num_layers, batch_size, max_length, config.kv_heads, config.head_size)
+    """An empty KV cache for `max_length` tokens per row: per layer one key and one value buffer
+    `[batch, kv_heads, max_length, head_dim]`, the slot axis where the attention dots want it.
+    Separate buffers per layer (tuples), not one stacked array, so that a decode step inside
+    `lax.while_loop` updates each in place instead of slicing out and re-stacking every layer.
+    Laid out over the mesh by the logical rules when a mesh is active (`phi1_jax.sharding`)."""
+    def empty() -> jax.Array:
+        buffer = jnp.zeros((batch_size, config.kv_heads, max_length, config.head_size), config.compute_dtype)
+        return nn.with_logical_constraint(buffer, ("batch", "heads", "length", "kv"))
+
     return {
-        "k": jnp.zeros(shape, config.compute_dtype),
-        "v": jnp.zeros(shape, config.compute_dtype),
-        "segment_ids": jnp.zeros((batch_size, max_length), jnp.int32),
+        "k": tuple(empty() for _ in range(config.num_layers)),
+        "v": tuple(empty() for _ in range(config.num_layers)),
+        "segment_ids": nn.with_logical_constraint(jnp.zeros((batch_size, max_length), jnp.int32),
+                                                  ("batch", "length")),
         "end": jnp.zeros((), jnp.int32),
     }
 
@@ -124,7 +133,7 @@ class PhiAttention(nn.Module):
         sin: jax.Array,
         mask: Optional[jax.Array],
         layer_cache: Optional[KVCache],
-        write_index: Optional[jax.Array],
+        cache_query: Optional[CacheQuery],
     ) -> tuple[jax.Array, Optional[KVCache]]:
         cfg = self.config
 
@@ -142,14 +151,14 @@ class PhiAttention(nn.Module):
         k = apply_partial_rotary(k, cos, sin)
 
         new_cache = None
-        if layer_cache is not None:
-            start = (0, write_index, 0, 0)
-            k = jax.lax.dynamic_update_slice(layer_cache["k"], k.astype(layer_cache["k"].dtype), start)
-            v = jax.lax.dynamic_update_slice(layer_cache["v"], v.astype(layer_cache["v"].dtype), start)
-            new_cache = {"k": k, "v": v}
-
         training_dropout = cfg.attention_dropout if not self.deterministic else 0.0
-        if cfg.attention == "xla":
+        if layer_cache is not None:
+            def write(buffer: jax.Array, new: jax.Array) -> jax.Array:
+                new = jnp.swapaxes(new, 1, 2).astype(buffer.dtype)
+                return jax.lax.dynamic_update_slice(buffer, new, (0, 0, cache_query.start, 0))
+            new_cache = {"k": write(layer_cache["k"], k), "v": write(layer_cache["v"], v)}
+            out = attention_lib.cached_attention(q, new_cache["k"], new_cache["v"], cache_query)
+        elif cfg.attention == "xla":
             rng = self.make_rng("dropout") if training_dropout > 0 else None
             out = attention_lib.xla_attention(q, k, v, mask, dropout_rate=training_dropout, dropout_rng=rng)
         else:
@@ -190,12 +199,12 @@ class PhiBlock(nn.Module):
         cos: jax.Array,
         sin: jax.Array,
         mask: Optional[jax.Array],
-        write_index: Optional[jax.Array],
+        cache_query: Optional[CacheQuery],
     ) -> tuple[jax.Array, Optional[KVCache]]:
         cfg = self.config
         normed = _layer_norm(cfg, "input_layernorm")(h)
         attn_out, new_cache = PhiAttention(cfg, self.deterministic, name="self_attn")(
-            normed, cos, sin, mask, layer_cache, write_index)
+            normed, cos, sin, mask, layer_cache, cache_query)
         mlp_out = PhiMLP(cfg, name="mlp")(normed)
         dropout = nn.Dropout(cfg.resid_dropout, deterministic=self.deterministic)
         h = dropout(attn_out) + dropout(mlp_out) + h
@@ -224,18 +233,16 @@ class Phi(nn.Module):
             positions = jnp.broadcast_to(start + jnp.arange(length, dtype=jnp.int32), (batch, length))
 
         if cache is None:
-            write_index = None
-            kv_segment_ids = None
+            cache_query = None
             slots = jnp.arange(length)
             mask = None if segment_ids is None else attention_lib.attention_mask(
                 segment_ids, segment_ids, slots, slots)
         else:
             if segment_ids is None:
                 segment_ids = jnp.ones((batch, length), jnp.int32)
-            write_index = start
             kv_segment_ids = jax.lax.dynamic_update_slice(cache["segment_ids"], segment_ids, (0, start))
-            mask = attention_lib.attention_mask(
-                segment_ids, kv_segment_ids, start + jnp.arange(length), jnp.arange(kv_segment_ids.shape[1]))
+            cache_query = CacheQuery(segment_ids, kv_segment_ids, start)
+            mask = None  # cached_attention builds the mask of the window it reads
 
         cos, sin = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
 
@@ -254,8 +261,10 @@ class Phi(nn.Module):
         if cfg.remat_policy != "none":
             block = nn.remat(block, policy=_REMAT_POLICIES[cfg.remat_policy], prevent_cse=not cfg.scan_layers)
 
-        layer_caches = None if cache is None else {"k": cache["k"], "v": cache["v"]}
         if cfg.scan_layers:
+            # The scan takes the per-layer buffers stacked and returns them stacked: a copy of the
+            # whole cache per call. Correct, but the sampler runs the per-layer layout instead.
+            layer_caches = None if cache is None else {"k": jnp.stack(cache["k"]), "v": jnp.stack(cache["v"])}
             stack = nn.scan(
                 block,
                 variable_axes={"params": 0},
@@ -264,16 +273,18 @@ class Phi(nn.Module):
                 length=cfg.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            h, new_layer_caches = stack(cfg, deterministic, name="layers")(
-                h, layer_caches, cos, sin, mask, write_index)
+            h, stacked = stack(cfg, deterministic, name="layers")(h, layer_caches, cos, sin, mask, cache_query)
+            new_layer_caches = None if cache is None else {
+                name: tuple(buffer[i] for i in range(cfg.num_layers)) for name, buffer in stacked.items()}
         else:
             per_layer = []
             for i in range(cfg.num_layers):
-                layer_cache = None if cache is None else jax.tree.map(lambda x, i=i: x[i], layer_caches)
+                layer_cache = None if cache is None else {"k": cache["k"][i], "v": cache["v"][i]}
                 h, new_layer_cache = block(cfg, deterministic, name=f"layers_{i}")(
-                    h, layer_cache, cos, sin, mask, write_index)
+                    h, layer_cache, cos, sin, mask, cache_query)
                 per_layer.append(new_layer_cache)
-            new_layer_caches = None if cache is None else jax.tree.map(lambda *x: jnp.stack(x), *per_layer)
+            new_layer_caches = None if cache is None else {
+                name: tuple(layer[name] for layer in per_layer) for name in ("k", "v")}
 
         h = _layer_norm(cfg, "final_layernorm")(h)
         logits = _linear(cfg, cfg.vocab_size, ("embed", "vocab"), "lm_head")(h).astype(jnp.float32)

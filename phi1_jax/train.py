@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -297,14 +297,29 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
             "checkpoint_dir": str(manager.directory), "workdir": workdir}
 
 
+def distributed_arguments(environ: Mapping[str, str]) -> dict[str, int] | None:
+    """The arguments of `jax.distributed.initialize()` when this is one of several processes, else
+    None. JAX finds its peers itself on TPU VMs (metadata server), GKE, SLURM and Open MPI; GPU
+    hosts started by hand name the coordinator in JAX_COORDINATOR_ADDRESS (read by JAX) and give
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID. tpu/launch.sh sets PHI1_DISTRIBUTED=1, since a TPU VM's
+    shell carries no sign of the other workers."""
+    if not (environ.get("PHI1_DISTRIBUTED") == "1" or "," in environ.get("TPU_WORKER_HOSTNAMES", "")
+            or environ.get("JAX_COORDINATOR_ADDRESS") or int(environ.get("SLURM_NTASKS", "1")) > 1):
+        return None
+    names = {"num_processes": "JAX_NUM_PROCESSES", "process_id": "JAX_PROCESS_ID"}
+    try:
+        return {argument: int(environ[name]) for argument, name in names.items() if environ.get(name)}
+    except ValueError as error:
+        raise ConfigError(f"JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers: {error}") from error
+
+
 def _initialize_distributed() -> None:
-    """`jax.distributed.initialize()` when this is one of several processes; it finds its peers
-    itself on TPU VMs (metadata server), GKE and SLURM. A single process skips it. tpu/launch.sh
-    sets PHI1_DISTRIBUTED=1, since a TPU VM's shell carries no sign of the other workers."""
-    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    if (os.environ.get("PHI1_DISTRIBUTED") == "1" or "," in hosts or os.environ.get("JAX_COORDINATOR_ADDRESS")
-            or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
-        jax.distributed.initialize()
+    try:
+        arguments = distributed_arguments(os.environ)
+    except ConfigError as error:
+        sys.exit(f"phi1_jax.train: error: {error}")
+    if arguments is not None:
+        jax.distributed.initialize(**arguments)
 
 
 def main(argv: list[str]) -> None:

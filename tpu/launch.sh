@@ -1,23 +1,62 @@
 #!/usr/bin/env bash
-# Starts training on every worker at once (multi-host: each process calls
-# jax.distributed.initialize(), reads its own slice of the data, and they train one model).
-# Output goes to ~/phi1-jax/train.log on each worker; the run survives the ssh session ending.
-#   WORKDIR=gs://my-bucket/phi1 tpu/launch.sh configs/phi1.py [--config.train.lr=... ...]
-#   tpu/launch.sh --stop            # SIGTERM: every worker saves a checkpoint and exits
-#   tpu/launch.sh --logs            # last lines of worker 0's log
+# Starts `python -m phi1_jax.train` on every worker of the TPU at once, detached from the ssh
+# session, all writing to one gs:// workdir, each to its own log ~/phi1-jax/logs/train-HOST.log.
+# Each process calls jax.distributed.initialize() (PHI1_DISTRIBUTED=1), which finds the other
+# workers through the TPU metadata: no coordinator address is needed. Running it again with the
+# same workdir (after tpu/stop.sh or a preemption) continues from the newest checkpoint there.
 set -euo pipefail
+# shellcheck source=env.sh
 source "$(dirname "$0")/env.sh"
 
-case "${1:-}" in
-  --stop) exec "${GCLOUD_TPU[@]}" ssh "$TPU_NAME" --worker=all --command="kill -TERM \$(cat phi1-jax/train.pid)" ;;
-  --logs) exec "${GCLOUD_TPU[@]}" ssh "$TPU_NAME" --worker=0 --command="tail -n 50 phi1-jax/train.log" ;;
-  "") echo "usage: WORKDIR=gs://bucket/run $0 configs/<name>.py [--config.a.b=v ...]" >&2; exit 2 ;;
-esac
-: "${WORKDIR:?set WORKDIR to a gs:// path every worker can write (checkpoints, metrics)}"
-CONFIG="$1"; shift
-ARGS=$(printf ' %q' "$@")
+USAGE="usage: tpu/launch.sh --workdir=gs://BUCKET/RUN [--env=NAME=VALUE ...] [common options] CONFIG [--config.a.b=VALUE ...]
 
-"${GCLOUD_TPU[@]}" ssh "$TPU_NAME" --worker=all --command="cd phi1-jax && \
-  PHI1_DISTRIBUTED=1 nohup .venv/bin/python -m phi1_jax.train --config=$CONFIG --config.workdir=$WORKDIR $ARGS \
-  > train.log 2>&1 < /dev/null & echo \$! > train.pid"
-echo "started on all workers of $TPU_NAME; follow with: $0 --logs"
+Runs on every worker (gcloud compute tpus tpu-vm ssh --worker=all), in ~/$REMOTE_DIR as installed
+by tpu/install.sh: python -m phi1_jax.train --config=CONFIG --config.workdir=WORKDIR [overrides].
+Training reads its data as the config says and writes checkpoints/, metrics.jsonl, config.json and
+tensorboard/ under WORKDIR; each worker's output goes to ~/$REMOTE_DIR/logs/train-HOSTNAME.log.
+Refuses to start where training is already running.
+  CONFIG               a config file of this repository, e.g. configs/phi1.py
+  --config.a.b=VALUE   config overrides, passed on as given (not --config.workdir: use --workdir)
+  --workdir=gs://...   [WORKDIR] the one workdir all workers share (local disks are not shared)
+  --env=NAME=VALUE     an extra environment variable for the training processes (repeatable),
+                       e.g. --env=LIBTPU_INIT_ARGS=--xla_tpu_enable_async_collective_fusion=true"
+
+WORKDIR="${WORKDIR:-}"
+CONFIG=""
+overrides=()
+environment=(PHI1_DISTRIBUTED=1)
+for arg in "$@"; do
+  parse_common "$arg" && continue
+  case "$arg" in
+    --workdir | --workdir=*) WORKDIR="$(value_of "$arg")" ;;
+    --env | --env=*)
+      check --env "$(value_of "$arg")" '^[A-Za-z_][A-Za-z0-9_]*=' "NAME=VALUE"
+      environment+=("${arg#--env=}") ;;
+    --config.workdir=*) usage_error "give the workdir as --workdir=gs://..., not $arg" ;;
+    --config.*=*) overrides+=("$arg") ;;
+    -*) usage_error "unknown argument '$arg' (config overrides look like --config.train.lr=3e-4)" ;;
+    *)
+      [[ -z "$CONFIG" ]] || usage_error "one CONFIG only: got '$CONFIG' and '$arg'"
+      CONFIG="$arg" ;;
+  esac
+done
+finish_common
+[[ -n "$CONFIG" ]] || usage_error "CONFIG is missing, e.g. configs/phi1.py"
+check CONFIG "$CONFIG" '^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$' "a config file path relative to the repository"
+[[ -f "$REPO_DIR/$CONFIG" ]] || usage_error "no config file $CONFIG in $REPO_DIR"
+[[ -n "$WORKDIR" ]] || usage_error "--workdir=gs://BUCKET/RUN is missing"
+check --workdir "$WORKDIR" '^gs://[a-z0-9][-a-z0-9_.]*[a-z0-9](/[^[:space:]]*)?$' \
+  "a gs:// path: every worker must read and write the same checkpoints"
+
+train=(.venv/bin/python -m phi1_jax.train "--config=$CONFIG" "--config.workdir=${WORKDIR%/}" "${overrides[@]}")
+log="logs/train-\$(hostname).log"
+remote=(
+  "cd $REMOTE_DIR"
+  "mkdir -p logs"
+  "if [ -f train.pid ] && kill -0 \$(cat train.pid) 2>/dev/null; then echo \"\$(hostname): already training (pid \$(cat train.pid)): run tpu/stop.sh first\" >&2; exit 1; fi"
+  "$(quote_all "${environment[@]}") nohup $(quote_all "${train[@]}") >> $log 2>&1 < /dev/null & echo \$! > train.pid"
+  "echo \"\$(hostname): training, pid \$(cat train.pid), log ~/$REMOTE_DIR/$log\""
+)
+script="$(printf '%s; ' "${remote[@]}")"
+on_workers all "${script%; }"
+note "follow with: tpu/logs.sh --name=$TPU_NAME --zone=$ZONE --project=$PROJECT --follow"

@@ -1,0 +1,88 @@
+"""The shared embedder: the packaged all-MiniLM-L6-v2 gives unit-norm rows equal to
+sentence-transformers' own encode, long texts are pooled over their windows, and a tiny phi1_jax
+checkpoint embeds as the mean of the last hidden states that Hugging Face's PhiForCausalLM computes
+for the same weights."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from data_pipeline.embedder import MAX_TOKENS_PER_TEXT, load_embedder
+from data_pipeline.stdlib_source import stdlib_record
+
+
+@pytest.fixture(scope="module")
+def default_embedder():
+    return load_embedder("default")
+
+
+def test_default_matches_sentence_transformers_encode(default_embedder):
+    texts = [stdlib_record("bisect.py")["text"][:400], "def add(a, b):\n    return a + b\n", ""]
+    vectors = default_embedder.embed(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, default_embedder.dim) == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    reference = default_embedder._model.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    assert default_embedder.name.startswith("sentence-transformers:all-MiniLM-L6-v2@")
+
+
+def test_long_text_is_the_mean_of_its_windows(default_embedder):
+    # One BERT token per word: 254 words fill a 256-token window with [CLS] and [SEP].
+    words = default_embedder.window - 2
+    first, second = "alpha " * words, "omega " * words
+    pooled = default_embedder.embed([first + second])[0]
+    halves = default_embedder._model.encode([first, second], normalize_embeddings=True)
+    expected = halves.sum(0) / np.linalg.norm(halves.sum(0))
+    np.testing.assert_allclose(pooled, expected, atol=1e-5)
+    assert float(pooled @ halves[0]) < 0.999  # the second window counted
+
+
+def test_only_the_opening_is_embedded_and_batches_do_not_matter(default_embedder):
+    text = stdlib_record("heapq.py")["text"]
+    assert len(text) > MAX_TOKENS_PER_TEXT * 4
+    alone = default_embedder.embed([text])
+    padded_tail = default_embedder.embed([text + "\n# tail\n" * 20000, "x = 1"], batch_size=3)
+    np.testing.assert_allclose(padded_tail[0], alone[0], atol=1e-5)
+
+
+def test_refuses_what_it_cannot_load_locally(tmp_path):
+    with pytest.raises(ValueError, match="not downloaded"):
+        load_embedder("sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match="no modules.json"):
+        load_embedder(str(tmp_path))
+    with pytest.raises(TypeError, match="sequence of texts"):
+        load_embedder("default").embed("one string")
+
+
+def test_checkpoint_embedder_is_the_mean_of_hf_last_hidden_states(tmp_path):
+    import jax
+    import torch
+    from transformers import PhiForCausalLM
+
+    from data_pipeline.vocabularies import DEFAULT_SPM_PATH, load_vocabulary
+    from phi1_jax import PhiConfig, init_params
+    from phi1_jax.checkpoint import save_model
+    from phi1_jax.convert import to_hf
+
+    # 32 positions: the 100-token text below spans four windows.
+    config = PhiConfig(vocab_size=4096, hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4,
+                       max_position_embeddings=32)
+    params = init_params(config, jax.random.key(3))
+    save_model(str(tmp_path / "ckpt"), config, params, tokenizer_dir=os.path.dirname(DEFAULT_SPM_PATH))
+    embedder = load_embedder(f"checkpoint:{tmp_path / 'ckpt'}")
+    assert embedder.dim == 64 and embedder.window == 32 and embedder.name.startswith("checkpoint:ckpt@")
+
+    text = stdlib_record("bisect.py")["text"][:600]
+    ids = list(load_vocabulary(DEFAULT_SPM_PATH).encode(text))
+    assert len(ids) > 3 * 32
+    to_hf(config, params, str(tmp_path / "hf"))
+    hf = PhiForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    with torch.inference_mode():
+        states = [hf(torch.tensor([ids[i:i + 32]]), output_hidden_states=True).hidden_states[-1][0]
+                  for i in range(0, len(ids), 32)]
+    mean = torch.cat(states).mean(0).numpy()
+    vector = embedder.embed([text, "x = 1"])[0]
+    np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-4)

@@ -1,0 +1,84 @@
+"""The KV-cache sampler's decode path beyond plain greedy parity (which test_model.py and
+test_convert.py check): attention over the cache's filled blocks, one prefill shared by the
+samples of a prompt, one compilation per shape bucket, and sampling over a mesh of 8 simulated
+CPU devices with the parameters laid out as in training."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from phi1_jax import Phi, PhiConfig, init_cache, init_params
+from phi1_jax.attention import KV_BLOCK
+from phi1_jax.layer_stacking import stack_layers
+from phi1_jax.sampling import generate
+from phi1_jax.sharding import make_mesh
+
+TINY = PhiConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
+                 initializer_range=0.2)
+PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [42], list(range(1, 20)), [3, 1, 4, 1, 5, 9, 2, 6]]
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init_params(TINY, jax.random.key(0))
+
+
+def test_decoding_across_cache_blocks_equals_full_forward(params):
+    """Prefill, then one token at a time through three KV_BLOCK windows of a cache sized for more:
+    every position's logits equal one forward pass over the whole sequence."""
+    ids = np.random.RandomState(3).randint(0, 96, (2, 2 * KV_BLOCK + 20))
+    full = np.asarray(Phi(TINY).apply({"params": params}, ids))
+    step = jax.jit(lambda tokens, cache: Phi(TINY).apply({"params": params}, tokens, cache=cache))
+    logits, cache = step(jnp.asarray(ids[:, :100]), init_cache(TINY, 2, 3 * KV_BLOCK + 50))
+    steps = [np.asarray(logits)]
+    for t in range(100, ids.shape[1]):
+        logits, cache = step(jnp.asarray(ids[:, t:t + 1]), cache)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_repeated_prompts_share_a_prefill_and_decode_as_if_alone(params):
+    alone = [generate(TINY, params, [p], max_new_tokens=9)[0] for p in PROMPTS[:2]]
+    mixed = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0], PROMPTS[1]]
+    assert generate(TINY, params, mixed, max_new_tokens=9) == [alone[0], alone[1], alone[0], alone[0], alone[1]]
+    # Sampled copies of one prompt still draw their own tokens.
+    sampled = generate(TINY, params, [PROMPTS[0]] * 6, max_new_tokens=12, temperature=1.0, seed=3)
+    assert len({tuple(s) for s in sampled}) > 1
+
+
+def test_calls_in_one_shape_bucket_compile_once(params):
+    compiles = []
+
+    def count(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    generate(TINY, params, PROMPTS[:3], max_new_tokens=10)  # batch 3 -> 4 rows, prompt <= 32, capacity 128
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        # Other prompts, batch, lengths and max_new_tokens, same bucket: nothing to compile.
+        generate(TINY, params, [[7] * 25, [1, 2], [9] * 3, [4] * 17], max_new_tokens=40)
+        assert compiles == []
+        generate(TINY, params, PROMPTS + [[1]], max_new_tokens=10)  # 5 rows: the next bucket
+        assert compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+
+
+def test_sampling_over_a_mesh_gives_the_single_device_tokens(params):
+    assert len(jax.devices()) == 8, "tests/conftest.py simulates 8 CPU devices"
+    prompts = PROMPTS * 3
+    greedy = generate(TINY, params, prompts, max_new_tokens=10)
+    sampled = generate(TINY, params, prompts, max_new_tokens=10, temperature=0.8, top_p=0.9, seed=5)
+    data_mesh = make_mesh({"data": -1})
+    assert generate(TINY, params, prompts, max_new_tokens=10, mesh=data_mesh) == greedy
+    assert generate(TINY, params, prompts, max_new_tokens=10, temperature=0.8, top_p=0.9, seed=5,
+                    mesh=data_mesh) == sampled
+    # Parameters as trained: stacked layers, split over fsdp and tensor.
+    scanned = TINY.replace(scan_layers=True, remat_policy="full")
+    trained_mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
+    assert generate(scanned, stack_layers(params, TINY.num_layers), prompts, max_new_tokens=10,
+                    mesh=trained_mesh) == greedy
