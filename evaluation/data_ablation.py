@@ -8,7 +8,8 @@ training and evaluation half, once per arm:
 
 1. pool: up to `--max-files` Python files of the standard library and the installed packages
    (The Stack's stand-in), as record shards;
-2. decontaminate the pool and the embedded textbook against HumanEval (`data_pipeline.decontaminate`);
+2. dedup the pool (`data_pipeline.dedup`), then decontaminate it and the embedded textbook against
+   HumanEval (`data_pipeline.decontaminate`: substring, 13-gram and AST matching);
 3. filter the decontaminated pool with the shipped educational-value classifier
    (`data_pipeline.filter`);
 4. train `configs/tiny.py` on each arm for the same steps, batch, sequence length and seed:
@@ -35,6 +36,9 @@ import zlib
 from typing import Any, Iterator, Sequence
 
 ARMS = ("unfiltered", "filtered", "filtered_textbook")
+# The embedding method embeds every function of every file: minutes per hundred files on a CPU.
+# Substring, 13-gram and AST matching catch verbatim and disguised HumanEval solutions alike.
+CONTAMINATION_METHODS = ("substring", "ngram", "ast")
 _MAX_FILE_BYTES = 64 << 10  # The Stack's files are mostly small; a few huge generated ones would dominate
 
 
@@ -73,11 +77,12 @@ def curate(pool_dir: str, textbook_path: str, out_dir: str) -> dict[str, str]:
     from data_pipeline.filter import filter_records
 
     stage = functools.partial(os.path.join, out_dir)
+    decontaminate_cheaply = functools.partial(decontaminate, methods=CONTAMINATION_METHODS)
     # Stages write their reports beside their shards (dedup's clusters.jsonl, filter's
     # scores.jsonl), so the next stage reads the shards by name.
     dedup(pool_dir, stage("deduped"))
-    decontaminate(stage("deduped", "records-*"), stage("unfiltered"), stage("decontamination_pool.json"))
-    decontaminate(textbook_path, stage("textbook"), stage("decontamination_textbook.json"))
+    decontaminate_cheaply(stage("deduped", "records-*"), stage("unfiltered"), stage("decontamination_pool.json"))
+    decontaminate_cheaply(textbook_path, stage("textbook"), stage("decontamination_textbook.json"))
     filter_records(stage("unfiltered"), stage("filtered"))
     return {"unfiltered": stage("unfiltered"), "filtered": stage("filtered", "kept-*"),
             "textbook": stage("textbook")}

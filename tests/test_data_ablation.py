@@ -1,6 +1,7 @@
 """The data ablation's plumbing on a reduced run: every arm reads only its own data, the arms see
 equal tokens, and the report has every field (the effect itself needs the full run)."""
 
+import importlib.util
 import json
 import os
 
@@ -9,6 +10,7 @@ import pytest
 from data_pipeline import records, tasks
 from evaluation import data_ablation
 
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 REPORT_FIELDS = {"arm": str, "sources": dict, "mixture_rates": dict, "steps": int, "tokens": int,
                  "train_seconds": float, "eval_seconds": float, "humaneval_solution_loss": float,
                  "humaneval_solution_tokens": int, "exercises_solution_loss": float,
@@ -59,3 +61,27 @@ def test_each_arm_reads_only_its_own_data(reduced_run):
 def test_an_unknown_arm_is_refused():
     with pytest.raises(ValueError, match="unknown arm 'everything'"):
         data_ablation.arm_sources("everything", {})
+
+
+def test_the_350m_arms_differ_only_in_their_data_and_workdir():
+    from phi1_jax.train import load_config_file
+
+    configs = {}
+    for arm in data_ablation.ARMS:
+        spec = importlib.util.spec_from_file_location("ablation_350m", os.path.join(CONFIGS, "ablation_350m.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        configs[arm] = module.get_config(arm).to_dict()
+    small = load_config_file(os.path.join(CONFIGS, "phi1_small.py"))
+    for arm, config in configs.items():
+        assert config["model"] == small.model.to_dict()
+        assert config["train"]["steps"] == 36_000 and config["data"]["mixture"] == "code_textbook"
+        rest = {k: v for k, v in config.items() if k not in ("data", "workdir")}
+        assert rest == {k: v for k, v in configs["unfiltered"].items() if k not in ("data", "workdir")}
+    assert configs["unfiltered"]["data"]["sources"]["stack"] != configs["filtered"]["data"]["sources"]["stack"]
+    assert configs["filtered"]["data"]["sources"] != configs["filtered_textbook"]["data"]["sources"]
+    assert configs["filtered"]["data"]["mixture_rates"]["textbook"] == 0.0
+    assert configs["filtered_textbook"]["data"]["mixture_rates"]["textbook"] is None  # mixed by tokens
+    finetune = load_config_file(os.path.join(CONFIGS, "ablation_350m_finetune.py"))
+    assert finetune.model.to_dict() == small.model.to_dict() and finetune.data.mixture == "code_exercises"
+    assert finetune.train.init_from == configs["filtered_textbook"]["workdir"]
