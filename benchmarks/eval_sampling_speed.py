@@ -8,6 +8,9 @@ machine falls on both. Each line gives the median tokens/s of each and the min-m
 per-round ratios.
 
     .venv/bin/python benchmarks/eval_sampling_speed.py [--batches 1 8 32 128] [--prompt-lens 64 512] [--new 128]
+
+On a machine shared with other jobs, pin both to one core (`OMP_NUM_THREADS=1 taskset -c 1 ...`):
+oversubscribed, torch's worker threads spin and HF slows down far more than XLA, inflating the ratio.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import tensorflow as tf
 
+from data_pipeline.sources import MAX_BAD_FRACTION
+
 REQUIRED_FIELDS = {"id": str, "text": str, "source": str}
 # Enough bad-line locations to find the problem; the count says how many more there were.
 _MAX_REPORTED_LOCATIONS = 5
@@ -133,7 +135,7 @@ class ShardReport:
                             total, "; ".join(self.bad_locations))
 
 
-def read_shard(path: str, max_bad_fraction: float = 0.001,
+def read_shard(path: str, max_bad_fraction: float = MAX_BAD_FRACTION,
                report: ShardReport | None = None) -> Iterator[dict]:
     """Valid records of one shard in file order. Lines/entries are numbered from 1."""
     report = report if report is not None else ShardReport(path)
@@ -151,7 +153,7 @@ def read_shard(path: str, max_bad_fraction: float = 0.001,
     report.check(max_bad_fraction)
 
 
-def read_records(pattern: str, max_bad_fraction: float = 0.001) -> Iterator[dict]:
+def read_records(pattern: str, max_bad_fraction: float = MAX_BAD_FRACTION) -> Iterator[dict]:
     """Valid records of every shard matching `pattern`, shard by shard."""
     for path in expand_pattern(pattern):
         yield from read_shard(path, max_bad_fraction)

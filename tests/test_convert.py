@@ -241,7 +241,8 @@ def test_cli_both_ways_with_tokenizer(hf_dir, tmp_path):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel()
     tokenizer.train_from_iterator(["def add(a, b):\n    return a + b\n"] * 4,
-                                  trainers.BpeTrainer(vocab_size=300, show_progress=False))
+                                  trainers.BpeTrainer(vocab_size=100, show_progress=False,
+                                                      special_tokens=["<|endoftext|>"]))
     tokenizer.save(os.path.join(hf_dir, "tokenizer.json"))
 
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
@@ -251,7 +252,9 @@ def test_cli_both_ways_with_tokenizer(hf_dir, tmp_path):
     assert tokenizer_path(ckpt) and os.path.exists(os.path.join(tokenizer_path(ckpt), "tokenizer.json"))
     result = _cli("to-hf", ckpt, out)
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(os.listdir(out)) == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                                       "tokenizer_config.json"]
+    assert transformers.AutoTokenizer.from_pretrained(out).eos_token == "<|endoftext|>"
     original = load_file(os.path.join(hf_dir, "model.safetensors"))
     written = load_file(os.path.join(out, "model.safetensors"))
     for name in original:
