@@ -18,7 +18,7 @@ with --config.data.sources.stack=... when yours differ):
 import os
 
 from evaluation.data_ablation import ARMS, arm_sources
-from phi1_jax.train import load_config_file
+from phi1_jax.default_config import load_config_file
 
 DATA_ROOT = "gs://BUCKET/phi1/ablation_data"
 

@@ -9,7 +9,7 @@ phi-1-small model: the third bar of each group in the paper's Figure 2.1.
 
 import os
 
-from phi1_jax.train import load_config_file
+from phi1_jax.default_config import load_config_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

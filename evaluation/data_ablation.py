@@ -195,7 +195,7 @@ def plot(report: dict[str, Any], path: str) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from data_pipeline import records
     from data_pipeline.tasks import EMBEDDED_SOURCES
-    from phi1_jax.train import load_config_file
+    from phi1_jax.default_config import load_config_file
 
     started = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)

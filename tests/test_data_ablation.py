@@ -1,7 +1,6 @@
 """The data ablation's plumbing on a reduced run: every arm reads only its own data, the arms see
 equal tokens, and the report has every field (the effect itself needs the full run)."""
 
-import importlib.util
 import json
 import os
 
@@ -64,14 +63,10 @@ def test_an_unknown_arm_is_refused():
 
 
 def test_the_350m_arms_differ_only_in_their_data_and_workdir():
-    from phi1_jax.train import load_config_file
+    from phi1_jax.default_config import load_config_file
 
-    configs = {}
-    for arm in data_ablation.ARMS:
-        spec = importlib.util.spec_from_file_location("ablation_350m", os.path.join(CONFIGS, "ablation_350m.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        configs[arm] = module.get_config(arm).to_dict()
+    configs = {arm: load_config_file(os.path.join(CONFIGS, f"ablation_350m.py:{arm}")).to_dict()
+               for arm in data_ablation.ARMS}
     small = load_config_file(os.path.join(CONFIGS, "phi1_small.py"))
     for arm, config in configs.items():
         assert config["model"] == small.model.to_dict()
