@@ -1,7 +1,7 @@
 """The paper's data ablation at CPU scale (phi-1, arXiv 2306.11644, sec. 2.1 and Figure 2.1): the
 same model, steps and seed trained on three data arms, then compared on held-out code.
 
-    python -m evaluation.data_ablation --out workdir/ablation [--steps 300] [--max-files 1200]
+    python -m evaluation.data_ablation --out workdir/ablation [--steps 300] [--max-files 600]
 
 It runs the whole data half of DESIGN.md's flow on real files that every machine has, then the
 training and evaluation half, once per arm:
@@ -237,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=os.path.join(here, "configs", "tiny.py"), help="the model and optimizer of every arm")
     parser.add_argument("--steps", type=int, default=300, help="training steps per arm (equal tokens)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-files", type=int, default=1200, help="Python files in the unfiltered pool")
+    parser.add_argument("--max-files", type=int, default=600, help="Python files in the unfiltered pool")
     parser.add_argument("--arms", type=lambda s: s.split(","), default=list(ARMS),
                         help=f"comma-separated subset of {','.join(ARMS)}")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="for the pass@1 samples")
