@@ -183,7 +183,9 @@ def plot(report: dict[str, Any], path: str) -> None:
     for ax, key, title in zip(axes, ("humaneval_solution_loss", "exercises_solution_loss", "humaneval_pass@1"),
                               ("HumanEval solutions (nats/token)", "exercise solutions (nats/token)",
                                "HumanEval pass@1")):
-        ax.bar(names, [a[key] for a in arms], color=["#d9822b", "#9bc48a", "#2f7d3b"])
+        values = [a[key] for a in arms]
+        ax.bar(names, values, color=["#d9822b", "#9bc48a", "#2f7d3b"])
+        ax.set_ylim(0, max(values) * 1.15 or 1.0)  # pass@1 is often 0 for every arm at this size
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(f"phi-1 data ablation at CPU scale: {arms[0]['tokens']:,} tokens per arm", fontsize=10)
