@@ -21,11 +21,14 @@ from phi1_jax.model_config import PhiConfig
 
 
 def load_config_file(path: str) -> ml_collections.ConfigDict:
-    """`get_config()` of a configs/*.py file, as `--config=path` would load it."""
+    """`get_config()` of a configs/*.py file, as `--config=path` would load it: `path:arg` calls
+    `get_config(arg)` (e.g. `configs/ablation_350m.py:filtered`)."""
+    path, _, arg = path.partition(".py:")
+    path = path if path.endswith(".py") else path + ".py"
     spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config(arg) if arg else module.get_config()
 
 
 def get_default_config() -> ml_collections.ConfigDict:
