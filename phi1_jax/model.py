@@ -2,9 +2,9 @@
 
 `Phi(config).apply({"params": params}, input_ids, positions=..., segment_ids=..., cache=...)`
 returns float32 logits `[batch, seq, vocab]`; with a `cache` (see `init_cache`) it returns
-`(logits, new_cache)`, which is how `phi1_jax.sampling` prefills and decodes. Training
-(`phi1_jax.train`) feeds packed seqio batches: segment ids keep documents apart, positions restart
-rotary per document. Parameters carry logical axis names that `phi1_jax.sharding` maps to the mesh.
+`(logits, new_cache)`, which is how `phi1_jax.sampling` prefills (`last_logits_only=True`: logits
+`[batch, 1, vocab]`) and decodes. Training (`phi1_jax.train`) feeds packed seqio batches: segment
+ids keep documents apart, positions restart rotary per document. Parameters carry logical axis names that `phi1_jax.sharding` maps to the mesh.
 
 Block (one LayerNorm, attention and MLP in parallel):
     h = dropout(dense(attn(LN(h)))) + dropout(fc2(gelu_tanh(fc1(LN(h))))) + h
@@ -225,6 +225,7 @@ class Phi(nn.Module):
         segment_ids: Optional[jax.Array] = None,
         cache: Optional[KVCache] = None,
         deterministic: bool = True,
+        last_logits_only: bool = False,
     ) -> jax.Array | tuple[jax.Array, KVCache]:
         cfg = self.config
         batch, length = input_ids.shape
@@ -287,6 +288,8 @@ class Phi(nn.Module):
                 name: tuple(layer[name] for layer in per_layer) for name in ("k", "v")}
 
         h = _layer_norm(cfg, "final_layernorm")(h)
+        if last_logits_only:  # a sampler's prefill: [batch, prompt, vocab] logits would be mostly unused
+            h = h[:, -1:]
         logits = _linear(cfg, cfg.vocab_size, ("embed", "vocab"), "lm_head")(h).astype(jnp.float32)
         logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
         if cache is None:

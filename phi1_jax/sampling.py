@@ -81,7 +81,7 @@ def _sample(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: j
     model = Phi(config)
     cache = init_cache(config, tokens.shape[0], capacity)
     logits, cache = model.apply({"params": params}, tokens, positions=positions, segment_ids=segment_ids,
-                                cache=cache)
+                                cache=cache, last_logits_only=True)
 
     def to_rows(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
         return nn.with_logical_constraint(jnp.take(x, source_rows, axis=0), names)
