@@ -4,7 +4,7 @@ linear decay, weight decay 0.01, 6k steps. The model is phi-1 (configs/phi1.py).
 
 import os
 
-from phi1_jax.train import load_config_file
+from phi1_jax.default_config import load_config_file
 
 
 def get_config():

@@ -13,7 +13,7 @@ Attention stays `xla` because phi-1 trains with attention dropout 0.1; `model.at
 
 import os
 
-from phi1_jax.train import load_config_file
+from phi1_jax.default_config import load_config_file
 
 
 def get_config():

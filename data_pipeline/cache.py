@@ -32,6 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from seqio import beam_utils
 
 from data_pipeline import tasks
+from data_pipeline.sources import MAX_BAD_FRACTION, SOURCES
 
 
 class _CacheShard(beam.DoFn):
@@ -70,7 +71,7 @@ def _write_info(out_dir: str, split: str, num_shards: int) -> None:
 
 def cache_mixture(mixture: str, out_dir: str, *, vocabulary: str = "",
                   sources: Mapping[str, str] | None = None, splits: Sequence[str] = tasks.SPLITS,
-                  max_bad_fraction: float = 0.001, overwrite: bool = False,
+                  max_bad_fraction: float = MAX_BAD_FRACTION, overwrite: bool = False,
                   pipeline_args: Sequence[str] = ("--runner=DirectRunner",)) -> list[str]:
     """Caches every Task of `mixture` not yet cached under `out_dir`; returns their directories."""
     registration = dict(vocabulary=vocabulary, sources=dict(sources or {}),
@@ -114,8 +115,8 @@ def _parse_sources(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, pattern = item.partition("=")
-        if not sep or name not in tasks.SOURCES:
-            raise ValueError(f"--source {item!r}: expected NAME=PATTERN with NAME in {tasks.SOURCES}")
+        if not sep or name not in SOURCES:
+            raise ValueError(f"--source {item!r}: expected NAME=PATTERN with NAME in {SOURCES}")
         out[name] = pattern
     return out
 
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--vocabulary", default="", help="'' = the shipped SentencePiece model")
     parser.add_argument("--source", action="append", default=[], help="NAME=PATTERN, repeatable")
     parser.add_argument("--splits", default=",".join(tasks.SPLITS))
-    parser.add_argument("--max-bad-fraction", type=float, default=0.001)
+    parser.add_argument("--max-bad-fraction", type=float, default=MAX_BAD_FRACTION)
     parser.add_argument("--overwrite", action="store_true")
     args, beam_args = parser.parse_known_args(argv)
     done = cache_mixture(args.mixture, args.out, vocabulary=args.vocabulary,

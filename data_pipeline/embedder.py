@@ -122,14 +122,12 @@ class CheckpointEmbedder(Embedder):
         import jax.numpy as jnp
 
         from evaluation import tokenizer as checkpoint_tokenizer
-        from phi1_jax.checkpoint import load_model, tokenizer_path
+        from phi1_jax.checkpoint import load_model
         from phi1_jax.model import Phi
 
         self._config, self._params = load_model(path)
-        self._vocabulary = checkpoint_tokenizer.load(tokenizer_dir or tokenizer_path(path))
-        if self._vocabulary.vocab_size > self._config.vocab_size:
-            raise ValueError(f"checkpoint {path}: its tokenizer has {self._vocabulary.vocab_size} ids "
-                             f"but the model only {self._config.vocab_size}")
+        # The vocabulary it carries (or `tokenizer_dir`), refused unless it fits the model.
+        self._vocabulary = checkpoint_tokenizer.for_checkpoint(path, self._config.vocab_size, tokenizer_dir)
         self.window = min(self._config.max_position_embeddings, MAX_TOKENS_PER_TEXT)
         self.dim = self._config.hidden_size
         self.name = f"checkpoint:{os.path.basename(os.path.abspath(path))}@{self._params_digest()}"

@@ -18,9 +18,11 @@ OpenAI-compatible `base_url` (OpenAI, vLLM, llama.cpp server, TGI), chat or comp
 - `parse(text)` raising ValueError marks an answer unparseable: the client asks again under a new
   cache key (the attempt number is part of it), up to `max_parse_attempts`, then records the
   failure with every raw answer. It never guesses a value;
-- a tqdm progress bar with rate and ETA.
+- a tqdm progress bar with rate and ETA;
+- a Batch-API mode (`run_batch`: JSONL upload, results joined on `custom_id`) for bulk jobs.
 
-Stages call the synchronous `LLMClient.run(requests, parse=...)`; results come back in request order.
+Stages call the synchronous `LLMClient.run(requests, parse=...)` (or `run_batch`); results come back
+in request order. The test server for all of this is `tests/openai_server.py`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ API
 shipped SentencePiece model, or a `.model` / `tokenizer.json` path), `eval_split`, `cache_dir`
 (where `python -m data_pipeline.cache` wrote the Beam cache; "" = tokenize on the fly). Optional
 fields, read with defaults when absent: `sources` (dict source -> shard pattern, for the
-non-embedded mixtures), `mixture_rates` (dict source -> rate), `max_bad_fraction` (0.001).
+non-embedded mixtures), `mixture_rates` (dict source -> rate), `max_bad_fraction`
+(`sources.MAX_BAD_FRACTION`).
 
 A `TrainIterator` yields dicts of int32 numpy arrays `[batch_size, seq_len]` with the five keys of
 `packing.FEATURE_KEYS`. `batch_size` is this host's share of the global batch; host `shard_index`
@@ -60,6 +61,7 @@ import seqio
 import tensorflow as tf
 
 from data_pipeline import packing, records, tasks, vocabularies
+from data_pipeline.sources import MAX_BAD_FRACTION
 
 STATE_VERSION = 1
 # Mixture draws are made this many at a time from one seeded generator per block.
@@ -325,7 +327,7 @@ def make_train_iterator(data_config, *, seq_len: int, batch_size: int, shard_ind
         sources=_field(data_config, "sources", {}),
         rates={source: rate for source, rate in _field(data_config, "mixture_rates", {}).items()
                if rate is not None},
-        max_bad_fraction=float(_field(data_config, "max_bad_fraction", 0.001)))
+        max_bad_fraction=float(_field(data_config, "max_bad_fraction", MAX_BAD_FRACTION)))
     return TrainIterator(mixture, seq_len=seq_len, batch_size=batch_size, shard_index=shard_index,
                          shard_count=shard_count, seed=seed, split=split,
                          cache_dir=_field(data_config, "cache_dir", ""))

@@ -7,7 +7,9 @@ three containers, chosen by the file name:
 - `*.tfrecord*`: each record is the same JSON object, UTF-8, as one TFRecord;
 - `*.array_record*` / `*.arrayrecord*`: the same, as one ArrayRecord entry.
 
-Inputs are given as a file, a directory or a glob, local or `gs://` (tf.io.gfile). A malformed
+Inputs are given as a file, a directory or a glob, local or `gs://` (tf.io.gfile); a directory
+that holds numbered shards (`name-0000i-of-0000n.ext`, as `write_shards` and every stage name
+them) means those, not the reports beside them. A malformed
 record (bad JSON, missing or mistyped field) is counted and reported with its file and line; a
 shard whose share of malformed records exceeds `max_bad_fraction` raises `MalformedShardError`.
 """
@@ -18,9 +20,12 @@ import dataclasses
 import gzip
 import json
 import logging
+import re
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import tensorflow as tf
+
+from data_pipeline.sources import MAX_BAD_FRACTION
 
 REQUIRED_FIELDS = {"id": str, "text": str, "source": str}
 # Enough bad-line locations to find the problem; the count says how many more there were.
@@ -55,8 +60,12 @@ def expand_pattern(pattern: str) -> list[str]:
         if not part:
             continue
         if tf.io.gfile.isdir(part):
-            matched = [f"{part.rstrip('/')}/{name}" for name in tf.io.gfile.listdir(part)
-                       if not name.endswith("/") and _is_shard_name(name)]
+            names = [n for n in tf.io.gfile.listdir(part) if not n.endswith("/") and _is_shard_name(n)]
+            # A stage writes `name-0000i-of-0000n.ext` shards beside JSONL reports of its own
+            # (filter's scores.jsonl, dedup's clusters.jsonl): where numbered shards exist, the
+            # directory's records are those, so stages chain by directory.
+            numbered = [n for n in names if _NUMBERED_SHARD.search(n)]
+            matched = [f"{part.rstrip('/')}/{name}" for name in numbered or names]
         else:
             matched = tf.io.gfile.glob(part)
         if not matched:
@@ -65,6 +74,9 @@ def expand_pattern(pattern: str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"no record shards match {pattern!r}")
     return sorted(set(files))
+
+
+_NUMBERED_SHARD = re.compile(r"-\d{5}-of-\d{5}\.")
 
 
 def _is_shard_name(name: str) -> bool:
@@ -133,7 +145,7 @@ class ShardReport:
                             total, "; ".join(self.bad_locations))
 
 
-def read_shard(path: str, max_bad_fraction: float = 0.001,
+def read_shard(path: str, max_bad_fraction: float = MAX_BAD_FRACTION,
                report: ShardReport | None = None) -> Iterator[dict]:
     """Valid records of one shard in file order. Lines/entries are numbered from 1."""
     report = report if report is not None else ShardReport(path)
@@ -151,7 +163,7 @@ def read_shard(path: str, max_bad_fraction: float = 0.001,
     report.check(max_bad_fraction)
 
 
-def read_records(pattern: str, max_bad_fraction: float = 0.001) -> Iterator[dict]:
+def read_records(pattern: str, max_bad_fraction: float = MAX_BAD_FRACTION) -> Iterator[dict]:
     """Valid records of every shard matching `pattern`, shard by shard."""
     for path in expand_pattern(pattern):
         yield from read_shard(path, max_bad_fraction)

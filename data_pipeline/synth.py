@@ -15,7 +15,7 @@ Writes, under --out:
   carry the embedded exercises' fields `meta.prompt/solution/tests/entry_point`. Point
   `--config.data.sources.textbook` / `.exercises` at `DIR/<kind>-*.jsonl` (or at DIR).
 - `report/report.json`: requested, answered, failed (no answer), rejected by reason, kept,
-  tokens, cost, API calls and retries, wall time;
+  tokens, cost, wall time, and the client's counters (new vs cached answers, API calls, retries);
 - `report/rejected.jsonl`: every rejected answer with its index, reason and text (no data is lost);
 - `report/decontamination.json`, `work/`: the reports and intermediate shards of dedup and
   decontamination (below);
@@ -44,6 +44,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from data_pipeline import llm_cli
 from data_pipeline.cleaning import contamination
 from data_pipeline.llm_client import BudgetExceeded, LLMClient, LLMRequest, LLMResult
 from data_pipeline.synthesis import Rejected, prompts, textbook_check
@@ -153,8 +154,12 @@ def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: 
         if record["id"] in survivors:
             left.append(record)
             continue
-        reason, detail = (("contaminated", json.dumps(matched.get(record["id"])))
-                          if record["id"] in after_dedup else ("duplicate", duplicate_of.get(record["id"], "")))
+        if record["id"] in after_dedup:  # bad input (empty, huge) is listed in the stages' own reports
+            reason, detail = ("contaminated", json.dumps(matched[record["id"]])) if record["id"] in matched else (
+                "dropped by decontaminate", "see report/decontamination.json")
+        else:
+            reason, detail = ("duplicate", duplicate_of[record["id"]]) if record["id"] in duplicate_of else (
+                "dropped by dedup", "see work/dedup/dedup_report.json")
         dropped.append({"index": record["meta"]["generation"]["index"], "reason": reason, "detail": detail,
                         "text": record["text"]})
     reports = {"dedup_report": os.path.join(work, "dedup", "dedup_report.json"),
@@ -165,13 +170,9 @@ def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: 
 def _usage(client: LLMClient, start: float) -> dict:
     stats = client.stats
     return {"tokens": {"prompt": stats.new_usage.prompt_tokens + stats.cached_usage.prompt_tokens,
-                       "completion": stats.new_usage.completion_tokens + stats.cached_usage.completion_tokens,
-                       "new_prompt": stats.new_usage.prompt_tokens,
-                       "new_completion": stats.new_usage.completion_tokens},
-            "cost_usd": stats.cost_usd, "new_cost_usd": stats.new_cost_usd,
-            "api_calls": stats.api_calls, "new_answers": stats.new_answers,
-            "cached_answers": stats.cached_answers, "retries": stats.retries,
-            "wall_s": round(time.monotonic() - start, 3)}
+                       "completion": stats.new_usage.completion_tokens + stats.cached_usage.completion_tokens},
+            "cost_usd": stats.cost_usd, "wall_s": round(time.monotonic() - start, 3),
+            "client": stats.as_dict()}
 
 
 def _validate(kind: str, built: Sequence[prompts.Prompt], results: Sequence[LLMResult], model: str,
@@ -220,42 +221,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_pipeline.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=KINDS)
-    parser.add_argument("--base-url", default=None,
-                        help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (default: the OpenAI API; "
-                             "the key comes from OPENAI_API_KEY)")
-    parser.add_argument("--model", required=True)
     parser.add_argument("--num", type=int, required=True, help="how many prompts (prompt i is a function of --seed, i)")
-    parser.add_argument("--out", required=True, help="output directory (local)")
+    parser.add_argument("--out", required=True, help="output directory (local); the answer cache defaults to OUT/cache")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--cache-dir", default=None, help="answer cache (default: OUT/cache)")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--requests-per-minute", type=float, default=None)
-    parser.add_argument("--tokens-per-minute", type=float, default=None)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per API request")
-    parser.add_argument("--max-retries", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--prompt-price", type=float, default=0.0, help="USD per million prompt tokens")
-    parser.add_argument("--completion-price", type=float, default=0.0, help="USD per million completion tokens")
-    parser.add_argument("--budget-usd", type=float, default=None,
-                        help="stop cleanly once the answers used cost this much (cached ones included)")
     parser.add_argument("--sandbox-workers", type=int, default=None)
     parser.add_argument("--sandbox-timeout", type=float, default=3.0)
     parser.add_argument("--decontamination-methods", default=",".join(contamination.METHODS),
                         help="methods of data_pipeline.decontaminate to run against HumanEval (comma-separated)")
     parser.add_argument("--batch", action="store_true",
                         help="send the prompts through the Batch API (JSONL upload, results joined on custom_id)")
-    parser.add_argument("--no-progress", action="store_true")
+    llm_cli.add_client_arguments(parser)
     args = parser.parse_args(argv)
     if args.num < 1:
         parser.error("--num must be at least 1")
-    client = LLMClient(base_url=args.base_url, model=args.model,
-                       cache_dir=args.cache_dir or os.path.join(args.out, "cache"), concurrency=args.concurrency,
-                       requests_per_minute=args.requests_per_minute, tokens_per_minute=args.tokens_per_minute,
-                       timeout=args.timeout, max_retries=args.max_retries, prompt_price_per_m=args.prompt_price,
-                       completion_price_per_m=args.completion_price, budget_usd=args.budget_usd,
-                       progress=not args.no_progress, description=args.kind)
+    client = llm_cli.client_from_args(args, default_cache_dir=os.path.join(args.out, "cache"), description=args.kind)
     try:
         report = synthesize(args.kind, client=client, num=args.num, out=args.out, seed=args.seed,
                             num_shards=args.num_shards, sandbox_workers=args.sandbox_workers,

@@ -27,6 +27,10 @@ Splits: a record belongs to `validation` when crc32 of its id falls in the first
 Tasks are registered per configuration: the embedded Tasks with the default vocabulary have the
 plain names above; Tasks over configured shards, and any other vocabulary, add a `_<hash>` suffix
 of their configuration (`task_names`), so neither the registry nor a cache confuses two of them.
+As seqio's own Task modules do, importing this module registers the embedded default's Tasks and
+Mixtures under those plain names, so `seqio.get_mixture_or_task("embedded_code_textbook")` (or
+"phi1_embedded_textbook") works after `import data_pipeline.tasks`; nothing is read until a
+dataset is asked for. The source names, mixtures and splits are declared in `sources.py`.
 """
 
 from __future__ import annotations
@@ -42,18 +46,11 @@ import seqio
 import tensorflow as tf
 
 from data_pipeline import records, stdlib_source, vocabularies
+from data_pipeline.sources import MAX_BAD_FRACTION, MIXTURES, SPLITS
 
-SOURCES = ("stack", "stackoverflow", "textbook", "exercises")
 EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "embedded")
 EMBEDDED_SOURCES = {"textbook": os.path.join(EMBEDDED_DIR, "textbook.jsonl"),
                     "exercises": os.path.join(EMBEDDED_DIR, "exercises.jsonl")}
-MIXTURES = {
-    "code_textbook": ("stack", "stackoverflow", "textbook"),
-    "code_exercises": ("exercises",),
-    "embedded_code_textbook": ("embedded_stack", "embedded_textbook"),
-    "embedded_code_exercises": ("embedded_exercises",),
-}
-SPLITS = ("train", "validation")
 VALIDATION_PERMILLE = 20
 # The standard library is cut into this many virtual shards so hosts and the cache job can split it.
 STDLIB_SHARDS = 16
@@ -203,7 +200,7 @@ def _source(source: str, patterns: Mapping[str, str], max_bad_fraction: float) -
 
 
 def task_names(mixture: str, vocabulary: str = "", sources: Mapping[str, str] | None = None,
-               max_bad_fraction: float = 0.001) -> dict[str, str]:
+               max_bad_fraction: float = MAX_BAD_FRACTION) -> dict[str, str]:
     """Registered Task name for each source of `mixture` under this configuration."""
     if mixture not in MIXTURES:
         raise ValueError(f"unknown mixture {mixture!r}; known: {sorted(MIXTURES)}")
@@ -212,7 +209,7 @@ def task_names(mixture: str, vocabulary: str = "", sources: Mapping[str, str] | 
     for source in MIXTURES[mixture]:
         key = [vocabulary, str(max_bad_fraction)] + ([] if source.startswith("embedded_")
                                                       else [sources.get(source, "")])
-        default = not vocabulary and max_bad_fraction == 0.001 and source.startswith("embedded_")
+        default = not vocabulary and max_bad_fraction == MAX_BAD_FRACTION and source.startswith("embedded_")
         suffix = "" if default else "_" + hashlib.sha1("\0".join(key).encode()).hexdigest()[:8]
         names[source] = f"phi1_{source}{suffix}"
     return names
@@ -220,7 +217,7 @@ def task_names(mixture: str, vocabulary: str = "", sources: Mapping[str, str] | 
 
 def register_task(name: str, source: str, vocabulary: str = "",
                   sources: Mapping[str, str] | None = None,
-                  max_bad_fraction: float = 0.001) -> seqio.Task:
+                  max_bad_fraction: float = MAX_BAD_FRACTION) -> seqio.Task:
     """Registers (once) and returns the Task for `source` (see the module docstring)."""
     if name in seqio.TaskRegistry.names():
         return seqio.TaskRegistry.get(name)
@@ -256,7 +253,7 @@ def estimated_tokens(task: seqio.Task) -> float:
 
 def register_mixture(mixture: str, vocabulary: str = "", sources: Mapping[str, str] | None = None,
                      rates: Mapping[str, float] | None = None,
-                     max_bad_fraction: float = 0.001) -> seqio.Mixture:
+                     max_bad_fraction: float = MAX_BAD_FRACTION) -> seqio.Mixture:
     """Registers the Tasks of `mixture` and the Mixture itself (named like its Tasks: plain for the
     default configuration, suffixed otherwise) and returns the Mixture. `rates` maps source names
     to rates; sources not in it get `estimated_tokens`; rate 0 leaves a source out."""
@@ -279,3 +276,7 @@ def register_mixture(mixture: str, vocabulary: str = "", sources: Mapping[str, s
     return seqio.MixtureRegistry.add(
         name, [(task_name, rates[s] if s in rates else estimated_tokens)
                for task_name, s in tasks])
+
+
+for _mixture in (name for name, parts in MIXTURES.items() if all(p.startswith("embedded_") for p in parts)):
+    register_mixture(_mixture)

@@ -17,6 +17,7 @@ never by token id.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 from typing import Sequence
 
@@ -147,10 +148,28 @@ class HFTokenizerVocabulary(seqio.Vocabulary):
         return f"HFTokenizerVocabulary(path={self._path}, size={self.vocab_size}, eos={self.eos_id})"
 
 
+def vocabulary_path(spec: str = "") -> str:
+    """The file `config.data.vocabulary` names ("" = the shipped SentencePiece model)."""
+    return spec or DEFAULT_SPM_PATH
+
+
+def vocabulary_file(path: str) -> str:
+    """`path` when it names a file, else the vocabulary file in directory `path` (`tokenizer.json`
+    preferred, else a SentencePiece `*.model`)."""
+    if os.path.isfile(path):
+        return path
+    if os.path.isfile(os.path.join(path, "tokenizer.json")):
+        return os.path.join(path, "tokenizer.json")
+    models = sorted(glob.glob(os.path.join(path, "*.model")))
+    if not models:
+        raise FileNotFoundError(f"no tokenizer.json or SentencePiece *.model in {path}")
+    return models[0]
+
+
 @functools.lru_cache(maxsize=None)
 def load_vocabulary(spec: str = "") -> seqio.Vocabulary:
     """The vocabulary named by `config.data.vocabulary` (see the module docstring)."""
-    path = spec or DEFAULT_SPM_PATH
+    path = vocabulary_path(spec)
     if path.endswith(".json"):
         return HFTokenizerVocabulary(path)
     if path.endswith(".model"):

@@ -20,8 +20,8 @@ import jax
 
 from evaluation import tokenizer
 from evaluation.generation import Settings, requests, to_samples
-from evaluation.problems import Problem
-from phi1_jax.checkpoint import load_model, tokenizer_path
+from evaluation.problems import InputError, Problem
+from phi1_jax.checkpoint import VocabularyMismatchError, load_model
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.sampling import decode_layout, generate as sample_tokens
 
@@ -76,9 +76,14 @@ def generate_tokens(config: PhiConfig, params: Any, prompt_ids: Sequence[list[in
 
 def generate(checkpoint: str, problems: Mapping[str, Problem], settings: Settings, *,
              tokenizer_dir: Optional[str] = None, progress: bool = False) -> list[dict]:
-    """Sample records for `problems` from the checkpoint at `checkpoint`."""
-    config, params = load_model(checkpoint)
-    vocabulary = tokenizer.load(tokenizer_dir or tokenizer_path(checkpoint))
+    """Sample records for `problems` from the checkpoint at `checkpoint`, whose vocabulary is the one
+    it carries unless `tokenizer_dir` names another. A vocabulary that does not belong to the model
+    is an InputError, so the command reports it in one line like any other bad input."""
+    try:
+        config, params = load_model(checkpoint)
+        vocabulary = tokenizer.for_checkpoint(checkpoint, config.vocab_size, tokenizer_dir)
+    except VocabularyMismatchError as error:
+        raise InputError(str(error)) from error
     reqs = requests(problems, settings)
     # Keep prompt + completion within the positions the model was trained on (cut from the left).
     room = max(1, config.max_position_embeddings - settings.max_new_tokens)

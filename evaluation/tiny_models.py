@@ -5,12 +5,9 @@ checkpoints carrying the SentencePiece model the data pipeline ships."""
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 EOS = "<|endoftext|>"
-_SHIPPED_TOKENIZER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  "data_pipeline", "embedded", "tokenizer")
 
 
 def build_hf_model(out_dir: str, *, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
@@ -39,14 +36,17 @@ def build_hf_model(out_dir: str, *, hidden_size: int = 64, num_layers: int = 2, 
 
 
 def build_checkpoint(out_dir: str, *, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
-                     seed: int = 0, tokenizer_dir: Optional[str] = _SHIPPED_TOKENIZER) -> str:
-    """Writes a random phi checkpoint sized for the shipped 4096-piece vocabulary to `out_dir`."""
+                     seed: int = 0, vocabulary_file: Optional[str] = "") -> str:
+    """Writes a random phi checkpoint sized for the shipped 4096-piece vocabulary to `out_dir`,
+    carrying `vocabulary_file` ("" = the shipped SentencePiece model; None = no vocabulary)."""
     import jax
 
+    from data_pipeline.vocabularies import vocabulary_path
     from phi1_jax import PhiConfig, init_params
-    from phi1_jax.checkpoint import save_model
+    from phi1_jax.checkpoint import save_model, vocabulary_to_carry
 
     config = PhiConfig(vocab_size=4096, hidden_size=hidden_size, intermediate_size=4 * hidden_size,
                        num_layers=num_layers, num_heads=num_heads, max_position_embeddings=2048)
-    save_model(out_dir, config, init_params(config, jax.random.key(seed)), tokenizer_dir=tokenizer_dir)
+    vocabulary = None if vocabulary_file is None else vocabulary_to_carry(vocabulary_path(vocabulary_file))
+    save_model(out_dir, config, init_params(config, jax.random.key(seed)), vocabulary=vocabulary)
     return out_dir

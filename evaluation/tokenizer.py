@@ -1,35 +1,42 @@
 """The text <-> token ids adapter for the checkpoint front-end (DESIGN.md data flow: "sample with KV
-cache"): finds the tokenizer a checkpoint carries and loads it through the data pipeline's seqio
-vocabularies, the same ones training tokenized with."""
+cache"): loads the vocabulary a checkpoint carries (checked against the record written with it, see
+`phi1_jax.checkpoint`) through the data pipeline's seqio vocabularies, the same ones training
+tokenized with."""
 
 from __future__ import annotations
 
-import glob
-import os
+import logging
 from typing import Optional
 
 import seqio
 
-from data_pipeline.vocabularies import load_vocabulary
+from data_pipeline.vocabularies import load_vocabulary, vocabulary_file
+from phi1_jax.checkpoint import (VocabularyMismatchError, check_fits, check_vocabulary, fingerprint,
+                                 read_vocabulary)
+
+log = logging.getLogger(__name__)
 
 
-def tokenizer_file(path: str) -> str:
-    """The vocabulary file in a tokenizer directory (`tokenizer.json` preferred, else a
-    SentencePiece `*.model`), or `path` itself when it names such a file."""
-    if os.path.isfile(path):
-        return path
-    if os.path.isfile(os.path.join(path, "tokenizer.json")):
-        return os.path.join(path, "tokenizer.json")
-    models = sorted(glob.glob(os.path.join(path, "*.model")))
-    if not models:
-        raise FileNotFoundError(f"no tokenizer.json or SentencePiece *.model in {path}")
-    return models[0]
-
-
-def load(path: Optional[str]) -> seqio.Vocabulary:
-    """The vocabulary at `path` (file or directory), or the SentencePiece model shipped with the
-    data pipeline when `path` is None, as training uses by default."""
-    return load_vocabulary(tokenizer_file(path) if path else "")
+def for_checkpoint(checkpoint: str, model_vocab_size: int, override: Optional[str] = None) -> seqio.Vocabulary:
+    """The vocabulary to encode prompts for, and decode samples of, the checkpoint at `checkpoint`:
+    the one it carries, or `override` (a tokenizer file or directory) when given. Raises
+    VocabularyMismatchError when it is not the vocabulary the model was trained with."""
+    carried = read_vocabulary(checkpoint)
+    if override:
+        file = vocabulary_file(override)
+        vocabulary = load_vocabulary(file)
+        check_fits(vocabulary.vocab_size, model_vocab_size, file)
+        if carried is not None and fingerprint(file) != carried[1].sha256:
+            log.warning("--tokenizer %s is not the vocabulary %s that %s was trained with; using it as asked",
+                        file, carried[0], checkpoint)
+        return vocabulary
+    if carried is None:
+        raise VocabularyMismatchError(
+            f"{checkpoint} carries no vocabulary (no tokenizer/vocabulary.json beside its steps); pass the one "
+            "it was trained with: --tokenizer FILE_OR_DIR (a SentencePiece .model or a tokenizer.json)")
+    file, record = carried
+    check_vocabulary(file, record, model_vocab_size)
+    return load_vocabulary(file)
 
 
 def decode_continuation(vocabulary: seqio.Vocabulary, prompt_ids: list[int], new_ids: list[int]) -> str:

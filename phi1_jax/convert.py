@@ -3,13 +3,19 @@ bridge to PyTorch users (DESIGN.md "Data flow": convert -> HF PyTorch).
 
     from_hf(path) -> (PhiConfig, params)         to_hf(config, params, out_dir)
     python -m phi1_jax.convert from-hf HF_DIR CKPT_DIR
-    python -m phi1_jax.convert to-hf CKPT_DIR HF_DIR
+    python -m phi1_jax.convert to-hf CKPT_DIR HF_DIR [--max-shard-size 5GB] [--tokenizer FILE_OR_DIR]
 
-Reads `config.json` in the transformers v5 form (`rope_parameters`) and the older top-level form,
-weights as `model.safetensors`, sharded safetensors, or `pytorch_model.bin` (sharded too), and the
-legacy phi-1 remote-code layouts (`phi-msft`, `mixformer-sequential`) whose attention has one fused
-`Wqkv`. Every tensor is checked against the shape the config implies before anything is written;
-outputs are assembled in a temporary sibling directory and moved into place only when complete.
+to-hf writes what `AutoTokenizer` and `PhiForCausalLM` / `AutoModelForCausalLM.from_pretrained(HF_DIR)`
+load alone: `config.json` (with the vocabulary's bos/eos/pad ids), `generation_config.json`,
+`model.safetensors` (or shards `model-0000i-of-0000n.safetensors` and their index once the weights
+pass `--max-shard-size`, as `save_pretrained` does) and the tokenizer (`phi1_jax.hf_tokenizer`).
+
+from-hf reads `config.json` in the transformers v5 form (`rope_parameters`) and the older top-level
+form, weights as `model.safetensors`, sharded safetensors, or `pytorch_model.bin` (sharded too), and
+the legacy phi-1 remote-code layouts (`phi-msft`, `mixformer-sequential`) whose attention has one
+fused `Wqkv`; the tokenizer files travel into the checkpoint with their vocabulary record. Every
+tensor is checked against the shape the config implies before anything is written; outputs are
+assembled in a temporary sibling directory and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -19,16 +25,21 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
+from phi1_jax.checkpoint import VocabularyMismatchError, VocabularyRecord
+from phi1_jax.hf_tokenizer import TOKENIZER_FILES, write_hf_tokenizer
 from phi1_jax.layer_stacking import unstack_layers
 from phi1_jax.model_config import PhiConfig
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "added_tokens.json", "tokenizer.model")
+# transformers' `save_pretrained` default: weights past it are sharded.
+DEFAULT_MAX_SHARD_SIZE = "50GB"
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 _GELU_TANH = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 _IGNORED_BUFFERS = re.compile(r"(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
 
@@ -101,8 +112,10 @@ def _legacy_config(hf: dict[str, Any]) -> PhiConfig:
     )
 
 
-def config_to_hf(config: PhiConfig) -> dict[str, Any]:
-    """The `config.json` transformers' PhiForCausalLM reads; rope settings in both v5 and older form."""
+def config_to_hf(config: PhiConfig, vocabulary: Optional[VocabularyRecord] = None) -> dict[str, Any]:
+    """The `config.json` transformers' PhiForCausalLM reads; rope settings in both v5 and older form,
+    and the special ids of `vocabulary` (without them transformers assumes ids that mean other
+    tokens in our vocabularies)."""
     hf = {
         "architectures": ["PhiForCausalLM"],
         "model_type": "phi",
@@ -130,7 +143,13 @@ def config_to_hf(config: PhiConfig) -> dict[str, Any]:
     }
     if config.head_dim:
         hf["head_dim"] = config.head_dim
+    if vocabulary is not None:
+        hf.update(special_ids(vocabulary))
     return hf
+
+
+def special_ids(vocabulary: VocabularyRecord) -> dict[str, Optional[int]]:
+    return {"bos_token_id": vocabulary.bos_id, "eos_token_id": vocabulary.eos_id, "pad_token_id": vocabulary.pad_id}
 
 
 # ------------------------------------------------------------------------------ tensor mapping
@@ -340,10 +359,51 @@ def _publish(tmp_dir: str, out_dir: str) -> None:
     os.rename(tmp_dir, out_dir)
 
 
-def to_hf(config: PhiConfig, params: dict[str, Any], out_dir: str, *, tokenizer_dir: str | None = None) -> None:
-    """Writes a directory `transformers.PhiForCausalLM.from_pretrained(out_dir)` loads exactly."""
+def parse_size(size: str | int) -> int:
+    """Bytes of "5GB", "40KB", "2GiB" (as transformers reads max_shard_size) or of an int."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", size.upper())
+    if not match:
+        raise ValueError(f"size {size!r}: expected a number of bytes or e.g. 5GB, 500MB, 2GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
+
+
+def _shards(tensors: dict[str, np.ndarray], max_bytes: int) -> list[dict[str, np.ndarray]]:
+    """Tensors in order, cut into shards of at most `max_bytes` (a larger tensor gets a shard of its own)."""
+    shards: list[dict[str, np.ndarray]] = [{}]
+    size = 0
+    for name, value in tensors.items():
+        if shards[-1] and size + value.nbytes > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = value
+        size += value.nbytes
+    return shards
+
+
+def _write_weights(tensors: dict[str, np.ndarray], out_dir: str, max_shard_size: str | int) -> None:
     from safetensors.numpy import save_file
 
+    shards = _shards(tensors, parse_size(max_shard_size))
+    if len(shards) == 1:
+        save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for number, shard in enumerate(shards, 1):
+        file = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, os.path.join(out_dir, file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, file))
+    index = {"metadata": {"total_size": sum(v.nbytes for v in tensors.values())}, "weight_map": weight_map}
+    with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+
+
+def to_hf(config: PhiConfig, params: dict[str, Any], out_dir: str, *,
+          vocabulary: Optional[tuple[str, VocabularyRecord]] = None,
+          max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """Writes a directory that `transformers.PhiForCausalLM.from_pretrained(out_dir)` loads exactly,
+    and with `vocabulary` (its file and record) one that `AutoTokenizer` loads too."""
     params = unstack_layers(params)
     tensors = {}
     for tensor in _tensor_table(config):
@@ -352,15 +412,17 @@ def to_hf(config: PhiConfig, params: dict[str, Any], out_dir: str, *, tokenizer_
         if tensors[tensor.name].shape != tensor.hf_shape:
             raise ConversionError(f"{'/'.join(tensor.path)}: config implies HF shape {tensor.hf_shape}, "
                                   f"the parameters give {tensors[tensor.name].shape}")
+    record = vocabulary[1] if vocabulary else None
     tmp_dir = _new_output_dir(out_dir)
     try:
-        save_file(tensors, os.path.join(tmp_dir, "model.safetensors"), metadata={"format": "pt"})
+        _write_weights(tensors, tmp_dir, max_shard_size)
         with open(os.path.join(tmp_dir, "config.json"), "w") as f:
-            json.dump(config_to_hf(config), f, indent=2)
-        if tokenizer_dir:
-            for name in TOKENIZER_FILES:
-                if os.path.exists(os.path.join(tokenizer_dir, name)):
-                    shutil.copy(os.path.join(tokenizer_dir, name), tmp_dir)
+            json.dump(config_to_hf(config, record), f, indent=2)
+        if record is not None:
+            with open(os.path.join(tmp_dir, "generation_config.json"), "w") as f:
+                json.dump(special_ids(record), f, indent=2)
+            write_hf_tokenizer(vocabulary[0], tmp_dir, eos_id=record.eos_id, pad_id=record.pad_id,
+                               bos_id=record.bos_id, model_max_length=config.max_position_embeddings)
         _publish(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -369,53 +431,101 @@ def to_hf(config: PhiConfig, params: dict[str, Any], out_dir: str, *, tokenizer_
 
 # --------------------------------------------------------------------------------------- CLI
 
+def _tokenizer_special_ids(hf_dir: str) -> dict[str, Optional[int]]:
+    """bos/eos/pad ids that `tokenizer_config.json` names for `tokenizer.json`. config.json's ids are
+    not used: they are often transformers' defaults, which need not be the tokenizer's tokens."""
+    config_path = os.path.join(hf_dir, "tokenizer_config.json")
+    if not os.path.exists(config_path) or not os.path.exists(os.path.join(hf_dir, "tokenizer.json")):
+        return {}
+    import tokenizers
+
+    with open(config_path) as f:
+        tokenizer_config = json.load(f)
+    tokenizer = tokenizers.Tokenizer.from_file(os.path.join(hf_dir, "tokenizer.json"))
+    ids = {}
+    for role in ("bos", "eos", "pad"):
+        token = tokenizer_config.get(f"{role}_token")
+        token = token.get("content") if isinstance(token, dict) else token
+        ids[f"{role}_id"] = tokenizer.token_to_id(token) if token else None
+    return ids
+
+
+def _carried_vocabulary(hf_dir: str, present: list[str]) -> Optional[tuple[list[str], VocabularyRecord]]:
+    """The tokenizer files of `hf_dir` and their record."""
+    from phi1_jax.checkpoint import vocabulary_to_carry
+
+    vocabulary = next((n for n in ("tokenizer.json", "tokenizer.model") if n in present), None)
+    if vocabulary is None:
+        return None
+    try:
+        return vocabulary_to_carry(os.path.join(hf_dir, vocabulary),
+                                   [os.path.join(hf_dir, n) for n in present if n != vocabulary],
+                                   **_tokenizer_special_ids(hf_dir))
+    except ValueError as error:
+        raise ConversionError(f"{hf_dir}/{vocabulary} cannot be read as a vocabulary: {error}") from error
+
+
 def _from_hf_command(hf_dir: str, ckpt_dir: str) -> None:
     from phi1_jax.checkpoint import save_model
 
     config, params = from_hf(hf_dir)
+    present = [n for n in TOKENIZER_FILES if os.path.exists(os.path.join(hf_dir, n))]
+    vocabulary = _carried_vocabulary(hf_dir, present)
     tmp_dir = _new_output_dir(ckpt_dir)
     try:
-        tokenizer = os.path.join(tmp_dir, "hf_tokenizer")
-        present = [n for n in TOKENIZER_FILES if os.path.exists(os.path.join(hf_dir, n))]
-        if present:
-            os.makedirs(tokenizer)
-            for name in present:
-                shutil.copy(os.path.join(hf_dir, name), tokenizer)
-        save_model(tmp_dir, config, params, tokenizer_dir=tokenizer if present else None)
-        shutil.rmtree(tokenizer, ignore_errors=True)
+        save_model(tmp_dir, config, params, vocabulary=vocabulary)
         _publish(tmp_dir, ckpt_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     print(f"wrote {ckpt_dir}: {config.num_params():,} parameters"
-          f"{' and tokenizer ' + ', '.join(present) if present else ''}")
+          f"{' and tokenizer ' + ', '.join(present) if vocabulary else ' (no tokenizer in ' + hf_dir + ')'}")
 
 
-def _to_hf_command(ckpt_dir: str, hf_dir: str) -> None:
-    from phi1_jax.checkpoint import load_model, tokenizer_path
+def _to_hf_command(ckpt_dir: str, hf_dir: str, max_shard_size: int, tokenizer: Optional[str]) -> None:
+    from data_pipeline.vocabularies import vocabulary_file
+    from phi1_jax.checkpoint import check_vocabulary, load_model, read_vocabulary, vocabulary_to_carry
 
     config, params = load_model(ckpt_dir)
-    to_hf(config, params, hf_dir, tokenizer_dir=tokenizer_path(ckpt_dir))
-    print(f"wrote {hf_dir}: load it with transformers.PhiForCausalLM.from_pretrained({hf_dir!r})")
+    if tokenizer:
+        files, record = vocabulary_to_carry(vocabulary_file(tokenizer))
+        vocabulary = files[0], record
+    else:
+        vocabulary = read_vocabulary(ckpt_dir)
+        if vocabulary is not None:
+            check_vocabulary(*vocabulary, config.vocab_size)
+    to_hf(config, params, hf_dir, vocabulary=vocabulary, max_shard_size=max_shard_size)
+    if vocabulary is None:
+        print(f"warning: {ckpt_dir} carries no vocabulary, so {hf_dir} has no tokenizer; "
+              "pass --tokenizer FILE_OR_DIR with the one it was trained with", file=sys.stderr)
+    print(f"wrote {hf_dir}: load it with transformers.AutoTokenizer.from_pretrained({hf_dir!r}) and "
+          f"transformers.PhiForCausalLM.from_pretrained({hf_dir!r})")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m phi1_jax.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    from_cmd = commands.add_parser("from-hf", help="HF Phi directory -> orbax checkpoint directory")
+    from_cmd = commands.add_parser("from-hf", help="HF Phi directory (weights, config.json, tokenizer files) -> "
+                                                   "orbax checkpoint directory with its tokenizer/")
     from_cmd.add_argument("hf_dir")
     from_cmd.add_argument("ckpt_dir")
-    to_cmd = commands.add_parser("to-hf", help="checkpoint (dir, step dir or workdir) -> HF directory")
+    to_cmd = commands.add_parser("to-hf", help="checkpoint (dir, step dir or workdir) -> HF directory: config.json, "
+                                               "generation_config.json, safetensors weights, tokenizer files")
     to_cmd.add_argument("ckpt_dir")
     to_cmd.add_argument("hf_dir")
+    to_cmd.add_argument("--max-shard-size", type=parse_size, default=DEFAULT_MAX_SHARD_SIZE,
+                        help="weights past this are sharded with an index, e.g. 5GB or 500MB "
+                             f"(default {DEFAULT_MAX_SHARD_SIZE}, as transformers' save_pretrained)")
+    to_cmd.add_argument("--tokenizer", help="the vocabulary (SentencePiece .model, tokenizer.json or their dir) to "
+                                            "export instead of the one the checkpoint carries")
     args = parser.parse_args(argv)
     try:
         if args.command == "from-hf":
             _from_hf_command(args.hf_dir, args.ckpt_dir)
         else:
-            _to_hf_command(args.ckpt_dir, args.hf_dir)
-    except (ConversionError, FileExistsError, FileNotFoundError) as e:
+            _to_hf_command(args.ckpt_dir, args.hf_dir, args.max_shard_size, args.tokenizer)
+    except (ConversionError, FileExistsError, FileNotFoundError, VocabularyMismatchError) as e:
         parser.exit(2, f"error: {e}\n")
 
 

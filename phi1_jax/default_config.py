@@ -1,17 +1,34 @@
 """The full config tree with phi-1 pretraining defaults; `configs/*.py` start from it and override.
 
 Configs are data (an ml_collections ConfigDict, see DESIGN.md "Config"): every field that any
-stage reads is declared here once, so an override of an unknown field fails at once.
+stage reads is declared here once, so an override of an unknown field fails at once. The data
+section's source names and malformed-record tolerance come from `data_pipeline.sources`, where
+the data code reads them too. `load_config_file` loads a configs/*.py file (as `--config=` does)
+without importing the trainer, so one config can build on another.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 
 import ml_collections
 from ml_collections import config_dict
 
+from data_pipeline.sources import EMBEDDED_SOURCES, MAX_BAD_FRACTION, SOURCES
 from phi1_jax.model_config import PhiConfig
+
+
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of a configs/*.py file, as `--config=path` would load it: `path:arg` calls
+    `get_config(arg)` (e.g. `configs/ablation_350m.py:filtered`)."""
+    path, _, arg = path.partition(".py:")
+    path = path if path.endswith(".py") else path + ".py"
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
 
 
 def get_default_config() -> ml_collections.ConfigDict:
@@ -47,16 +64,18 @@ def get_default_config() -> ml_collections.ConfigDict:
         eval_split="validation",
         cache_dir="",  # where `python -m data_pipeline.cache` wrote the tokenized mixture; "" = on the fly
         # Record shards (file, directory or glob, local or gs://) of the non-embedded mixtures.
-        sources=ml_collections.ConfigDict(dict(stack="", stackoverflow="", textbook="", exercises="")),
+        sources=ml_collections.ConfigDict(dict.fromkeys(SOURCES, "")),
         # Sampling rate per source of the mixture; unset = proportional to the source's tokens.
         mixture_rates=ml_collections.ConfigDict({
-            source: config_dict.placeholder(float)
-            for source in ("stack", "stackoverflow", "textbook", "exercises",
-                           "embedded_stack", "embedded_textbook", "embedded_exercises")}),
-        max_bad_fraction=0.001,
+            source: config_dict.placeholder(float) for source in SOURCES + EMBEDDED_SOURCES}),
+        max_bad_fraction=MAX_BAD_FRACTION,
     ))
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-    config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3, permanent_every_steps=0,
-                                                        use_async=True))
+    config.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=1000, keep=3, permanent_every_steps=0, use_async=True,
+        # Resume a checkpoint written by another number of hosts: parameters and optimizer state are
+        # kept, the data restarts in a new order (not exact). Off: such a resume stops with an error.
+        allow_host_count_change=False,
+    ))
     config.workdir = "workdir"
     return config

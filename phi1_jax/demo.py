@@ -16,7 +16,8 @@ import time
 
 from phi1_jax.checkpoint import load_model
 from phi1_jax.metrics import read_metrics
-from phi1_jax.train import ConfigError, load_config_file, train
+from phi1_jax.default_config import load_config_file
+from phi1_jax.train import ConfigError, train
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.py")
 
@@ -44,13 +45,13 @@ def plot_losses(metrics_path: str, out_path: str) -> None:
     plt.close(fig)
 
 
-def greedy_sample(workdir: str, data_config, prompt: str, max_new_tokens: int) -> str:
-    """The checkpoint's greedy continuation of `prompt`, decoded with the training vocabulary."""
-    from data_pipeline import loader
+def greedy_sample(workdir: str, prompt: str, max_new_tokens: int) -> str:
+    """The checkpoint's greedy continuation of `prompt`, decoded with the vocabulary it carries."""
+    from evaluation.tokenizer import for_checkpoint
     from phi1_jax.sampling import generate
 
-    vocabulary = loader.vocabulary(data_config)
     config, params = load_model(workdir)
+    vocabulary = for_checkpoint(workdir, config.vocab_size)
     ids = vocabulary.encode(prompt)
     new = generate(config, params, [ids], max_new_tokens=max_new_tokens, eos_id=vocabulary.eos_id)[0]
     return vocabulary.decode(list(ids) + new)
@@ -78,13 +79,14 @@ def main() -> None:
 
     curve = os.path.join(args.workdir, "loss_curve.png")
     plot_losses(os.path.join(args.workdir, "metrics.jsonl"), curve)
-    sample = greedy_sample(args.workdir, config.data, args.prompt, args.max_new_tokens)
+    sample = greedy_sample(args.workdir, args.prompt, args.max_new_tokens)
     print("\n=== phi1-jax demo: summary ===")
     print(f"trained {summary['step']} steps of {config.train.global_batch_size} x {config.train.seq_len} tokens "
           f"in {train_seconds:.0f} s")
     print(f"final eval loss: {summary['eval_loss']:.4f} nats/token")
     print(f"loss curve: {curve}")
-    print(f"checkpoint: {summary['checkpoint_dir']}/{summary['step']}")
+    print(f"checkpoint: {summary['checkpoint_dir']}/{summary['step']} (vocabulary in {summary['checkpoint_dir']}/tokenizer)")
+    print(f"for PyTorch: python -m phi1_jax.convert to-hf {args.workdir} OUT_DIR")
     print(f"greedy sample:\n{sample}")
 
 

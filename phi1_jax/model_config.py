@@ -93,6 +93,11 @@ class PhiConfig:
         layer = attention + mlp + 2 * e
         return v * e + self.num_layers * layer + 2 * e + (e * v + v)
 
+    def shape_differences(self, other: "PhiConfig") -> dict[str, tuple[Any, Any]]:
+        """{field: (self's, other's)} for every field that changes a parameter's shape."""
+        shape = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "kv_heads", "head_size")
+        return {k: (getattr(self, k), getattr(other, k)) for k in shape if getattr(self, k) != getattr(other, k)}
+
     def replace(self, **changes: Any) -> "PhiConfig":
         return dataclasses.replace(self, **changes)
 

@@ -6,13 +6,14 @@ The same loop runs the tiny model on a laptop CPU, phi-1 on one GPU and phi-1 on
            ──► state: restore workdir/checkpoints, else init (or `train.init_from` for finetuning)
            ──► loop: this host's slice of the batch ─► global jax.Array ─► jitted step (donated state)
                      log / eval / checkpoint; SIGTERM (preemption) ─► final checkpoint, exit
-Writes workdir/config.json, metrics.jsonl, tensorboard/ and checkpoints/<step>/.
+Writes workdir/config.json, metrics.jsonl, tensorboard/, checkpoints/<step>/ and checkpoints/tokenizer/
+(the vocabulary, see phi1_jax.checkpoint). A checkpoint that cannot resume this run stops it
+before training and is left as it was (phi1_jax.train_checkpoint).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import signal
 import sys
@@ -28,8 +29,9 @@ from absl import app, flags, logging
 from etils import epath
 from ml_collections import config_flags
 
+from data_pipeline.sources import SPLITS
 from phi1_jax import sharding, train_checkpoint
-from phi1_jax.checkpoint import load_model
+from phi1_jax.checkpoint import VocabularyMismatchError, load_model, vocabulary_to_carry
 from phi1_jax.layer_stacking import match_layout
 from phi1_jax.metrics import MetricsWriter, flops_per_token, mfu, peak_flops_per_device, peak_memory_bytes
 from phi1_jax.model_config import PhiConfig
@@ -37,14 +39,6 @@ from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
 from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
-
-
-def load_config_file(path: str) -> ml_collections.ConfigDict:
-    """`get_config()` of a configs/*.py file, as `--config=path` would load it."""
-    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 class ConfigError(ValueError):
@@ -67,14 +61,30 @@ def check_config(config: ml_collections.ConfigDict) -> PhiConfig:
     if train.seq_len > model_config.max_position_embeddings:
         raise ConfigError(f"train.seq_len {train.seq_len} exceeds model.max_position_embeddings "
                           f"{model_config.max_position_embeddings}")
-    for name in ("vocabulary", "cache_dir"):
-        path = config.data[name]
-        if path and not epath.Path(path).exists():
-            raise ConfigError(f"data.{name}: {path} does not exist")
+    _check_data_paths(config.data)
     if train.init_from and not epath.Path(train.init_from).exists():
         raise ConfigError(f"train.init_from: no checkpoint at {train.init_from}")
     _check_writable(config.workdir)
     return model_config
+
+
+def _check_data_paths(data: ml_collections.ConfigDict) -> None:
+    """The eval split and every configured data path: a typo fails here, not after compiling."""
+    if data.eval_split not in SPLITS:
+        raise ConfigError(f"data.eval_split {data.eval_split!r}: the Tasks have the splits {list(SPLITS)}")
+    for name in ("vocabulary", "cache_dir"):
+        path = data[name]
+        if path and not epath.Path(path).exists():
+            raise ConfigError(f"data.{name}: {path} does not exist")
+    configured = {name: pattern for name, pattern in data.sources.items() if pattern}
+    if configured:
+        from data_pipeline import records  # TensorFlow, as `_loader`
+
+        for name, pattern in configured.items():
+            try:
+                records.expand_pattern(pattern)
+            except FileNotFoundError as error:
+                raise ConfigError(f"data.sources.{name}: {error}") from error
 
 
 def _check_writable(workdir: str) -> None:
@@ -93,6 +103,13 @@ def _loader() -> Any:
     from data_pipeline import loader
 
     return loader
+
+
+def _vocabularies() -> Any:
+    """data_pipeline.vocabularies, imported on first use (TensorFlow, as `_loader`)."""
+    from data_pipeline import vocabularies
+
+    return vocabularies
 
 
 def open_data(config: ml_collections.ConfigDict, split: str, seed: int) -> Any:
@@ -152,14 +169,17 @@ def build(config: ml_collections.ConfigDict, model_config: PhiConfig, mesh: jax.
 
 
 def initial_state(config: ml_collections.ConfigDict, program: Program,
-                  manager: Any) -> tuple[TrainState, dict[str, Any] | None]:
-    """Resume from the workdir's latest good checkpoint; else start from `train.init_from`; else init."""
-    restored = train_checkpoint.restore_latest(manager, program.abstract_state)
+                  manager: Any) -> tuple[TrainState, dict[str, Any] | None, bool]:
+    """(state, data position or None, resumed): the workdir's latest good checkpoint; else
+    `train.init_from`'s parameters; else a fresh init. A restore problem raises RestoreError."""
+    restored = train_checkpoint.restore_latest(
+        manager, program.abstract_state, PhiConfig.from_dict(config.model),
+        allow_host_count_change=config.checkpoint.allow_host_count_change)
     if restored is not None:
-        return restored
+        return restored.state, restored.data_state, True
     if config.train.init_from:
-        return program.init(pretrained_params(config, program)), None
-    return program.init(), None
+        return program.init(pretrained_params(config, program)), None, False
+    return program.init(), None, False
 
 
 def pretrained_params(config: ml_collections.ConfigDict, program: Program) -> Any:
@@ -167,9 +187,7 @@ def pretrained_params(config: ml_collections.ConfigDict, program: Program) -> An
     shapes must match; numerics (dtype, dropout, remat, scan) may differ."""
     model_config = PhiConfig.from_dict(config.model)
     saved_config, params = load_model(config.train.init_from)
-    shape = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "kv_heads", "head_size")
-    different = {k: (getattr(saved_config, k), getattr(model_config, k)) for k in shape
-                 if getattr(saved_config, k) != getattr(model_config, k)}
+    different = saved_config.shape_differences(model_config)
     if different:
         raise ConfigError(f"train.init_from {config.train.init_from} has another shape (saved, configured): {different}")
     params = match_layout(params, model_config.scan_layers, model_config.num_layers)
@@ -264,26 +282,32 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
     model_config = check_config(config)
     workdir, train_cfg = config.workdir, config.train
     is_main = jax.process_index() == 0
-    if is_main:
-        (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
     batches = open_data(config, "train", seed=train_cfg.seed)
-    vocab_size = _loader().vocab_info(config.data).vocab_size
-    if vocab_size > model_config.vocab_size:
-        raise ConfigError(f"the data's vocabulary has {vocab_size} tokens, model.vocab_size is only "
+    vocabulary_files, vocabulary = vocabulary_to_carry(_vocabularies().vocabulary_path(config.data.vocabulary))
+    if vocabulary.vocab_size > model_config.vocab_size:
+        raise ConfigError(f"the data's vocabulary has {vocabulary.vocab_size} tokens, model.vocab_size is only "
                           f"{model_config.vocab_size}")
     mesh = sharding.make_mesh(config.mesh)
     ckpt = config.checkpoint
     manager = train_checkpoint.make_manager(workdir, ckpt.keep, ckpt.permanent_every_steps, ckpt.use_async)
+    try:
+        train_checkpoint.carry_vocabulary(str(manager.directory), vocabulary_files, vocabulary)
+    except VocabularyMismatchError as error:
+        manager.close()
+        raise ConfigError(str(error)) from error
     writer = MetricsWriter(workdir, train_cfg.steps, enabled=is_main)
     preemption = _Preemption()
 
     try:
         program = build(config, model_config, mesh)
-        state, data_state = initial_state(config, program, manager)
+        state, data_state, resumed = initial_state(config, program, manager)
         if data_state is not None:
             batches.set_state(data_state)
+        elif resumed:  # another host count: the saved positions do not apply, so a new order
+            batches = open_data(config, "train", seed=train_cfg.seed + int(state.step))
         start = int(state.step)
-        if is_main:
+        if is_main:  # only now: a relaunch that cannot resume leaves the config of the checkpoints' run
+            (epath.Path(workdir) / "config.json").write_text(config.to_json(indent=2))
             print(f"training {model_config.num_params():,} parameters on mesh {dict(mesh.shape)} "
                   f"from step {start} to {train_cfg.steps}", file=sys.stderr, flush=True)
         with sharding.activate(mesh):  # the rules and mesh that the model's activation constraints use
@@ -331,7 +355,7 @@ def main(argv: list[str]) -> None:
     _initialize_distributed()
     try:
         summary = train(_CONFIG.value)
-    except ConfigError as error:
+    except (ConfigError, train_checkpoint.RestoreError) as error:
         sys.exit(f"phi1_jax.train: error: {error}")
     print(f"done: step {summary['step']}, checkpoints in {summary['checkpoint_dir']}", file=sys.stderr)
 

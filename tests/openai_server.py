@@ -14,8 +14,9 @@ than a client's timeout), "hang" (never answers), "malformed" (200 with a body t
 "truncated" (200 with the JSON cut in half), "drop" (the connection is closed with no answer).
 The Batch API is served too (`POST /v1/files`, `POST /v1/batches`, `GET /v1/batches/ID`,
 `GET /v1/files/ID/content`): `batches` holds every batch created, `outcomes["batch"]` counts the
-requests answered through them. Tokens are counted as whitespace-separated words; only complete, fault-free answers count as
-served, so a client's usage totals must equal `served_prompt_tokens` / `served_completion_tokens`.
+requests answered through them. Tokens are counted as whitespace-separated words; only complete,
+fault-free answers count as served, so a client's usage totals must equal `served_prompt_tokens`
+/ `served_completion_tokens`.
 """
 
 from __future__ import annotations

@@ -241,7 +241,8 @@ def test_cli_both_ways_with_tokenizer(hf_dir, tmp_path):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel()
     tokenizer.train_from_iterator(["def add(a, b):\n    return a + b\n"] * 4,
-                                  trainers.BpeTrainer(vocab_size=300, show_progress=False))
+                                  trainers.BpeTrainer(vocab_size=100, show_progress=False,
+                                                      special_tokens=["<|endoftext|>"]))
     tokenizer.save(os.path.join(hf_dir, "tokenizer.json"))
 
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "out")
@@ -251,7 +252,9 @@ def test_cli_both_ways_with_tokenizer(hf_dir, tmp_path):
     assert tokenizer_path(ckpt) and os.path.exists(os.path.join(tokenizer_path(ckpt), "tokenizer.json"))
     result = _cli("to-hf", ckpt, out)
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(os.listdir(out)) == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                                       "tokenizer_config.json"]
+    assert transformers.AutoTokenizer.from_pretrained(out).eos_token == "<|endoftext|>"
     original = load_file(os.path.join(hf_dir, "model.safetensors"))
     written = load_file(os.path.join(out, "model.safetensors"))
     for name in original:
@@ -266,3 +269,28 @@ def test_cli_bad_input_writes_nothing(hf_dir, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["hf"]
     result = _cli("to-hf", str(tmp_path / "nowhere"), str(tmp_path / "out"))
     assert result.returncode == 2 and "no checkpoint at" in result.stderr
+
+
+def test_a_checkpoint_sharded_over_8_devices_loads_in_a_one_device_process(tmp_path):
+    """A pod's checkpoint converts and evaluates on a laptop: load_model does not need the mesh
+    that saved it."""
+    import jax
+
+    from phi1_jax import sharding
+    from phi1_jax.checkpoint import save_model
+
+    config, params = from_hf(save_hf_model(hf_model("h4_v101"), str(tmp_path / "hf")))
+    mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
+    spread = jax.tree.map(lambda a: jax.device_put(a, jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(*(["fsdp"] if a.shape[0] % 8 == 0 else [None])))), params)
+    assert any(len(leaf.sharding.device_set) == 8 for leaf in jax.tree.leaves(spread))
+    save_model(str(tmp_path / "ckpt"), config, spread)
+    probe = ("import jax, numpy as np; from phi1_jax.checkpoint import load_model; "
+             f"_, p = load_model({str(tmp_path / 'ckpt')!r}); "
+             "print(jax.device_count(), sum(float(np.abs(np.asarray(x)).sum()) for x in jax.tree.leaves(p)))")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    devices, total = out.stdout.split()
+    assert devices == "1"
+    assert float(total) == pytest.approx(sum(float(np.abs(np.asarray(x)).sum()) for x in jax.tree.leaves(params)),
+                                         rel=1e-6)

@@ -125,3 +125,46 @@ def test_shipped_classifier_ranks_unseen_educational_files_above_generated_ones(
     assert educational.sum() >= 40 and (~educational).sum() >= 40
     scores = scorer.score([r["text"] for r in heldout])
     assert roc_auc_score(educational, scores) >= 0.90
+
+
+def _small_forest(n_features: int = 4):
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    return RandomForestClassifier(n_estimators=3, random_state=0).fit(rng.random((40, n_features)), [0, 1] * 20)
+
+
+def _save(forest, directory, dim: int = 4) -> str:
+    metadata = {"embedder": {"name": "test", "dim": dim, "spec": "test"}, "threshold": 0.5}
+    classifier_lib.save_classifier(classifier_lib.Classifier(forest, metadata), str(directory))
+    return str(directory)
+
+
+def test_a_crafted_model_file_is_refused_before_use(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    forest = _small_forest()
+    assert classifier_lib.load_classifier(_save(forest, tmp_path / "good")).forest.n_estimators == 3
+    # Node indices past the end of the tree: scikit-learn would read out of bounds at predict time.
+    tree = forest.estimators_[1].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10**6
+    tree.__setstate__(dict(state, nodes=nodes))
+    with pytest.raises(ValueError, match="tree 1: children_left out of range"):
+        classifier_lib.load_classifier(_save(forest, tmp_path / "crafted"))
+    with pytest.raises(ValueError, match="tree 0: feature out of range"):
+        classifier_lib.load_classifier(_save(_small_forest(n_features=6), tmp_path / "wide", dim=4))
+    logistic = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="not a RandomForestClassifier"):
+        classifier_lib.load_classifier(_save(logistic, tmp_path / "logistic"))
+    with pytest.raises(FileNotFoundError, match="not a classifier directory"):
+        classifier_lib.load_classifier(str(tmp_path))
+
+
+def test_help_says_what_it_reads_and_writes(capsys):
+    with pytest.raises(SystemExit):
+        classify.main(["train", "--help"])
+    text = capsys.readouterr().out
+    for needle in ("LABELS", "record shards", "model.skops", "metadata.json", "histogram.png", "--embedder"):
+        assert needle in text

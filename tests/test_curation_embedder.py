@@ -5,8 +5,6 @@ for the same weights."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -64,14 +62,14 @@ def test_checkpoint_embedder_is_the_mean_of_hf_last_hidden_states(tmp_path):
 
     from data_pipeline.vocabularies import DEFAULT_SPM_PATH, load_vocabulary
     from phi1_jax import PhiConfig, init_params
-    from phi1_jax.checkpoint import save_model
+    from phi1_jax.checkpoint import save_model, vocabulary_to_carry
     from phi1_jax.convert import to_hf
 
     # 32 positions: the 100-token text below spans four windows.
     config = PhiConfig(vocab_size=4096, hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4,
                        max_position_embeddings=32)
     params = init_params(config, jax.random.key(3))
-    save_model(str(tmp_path / "ckpt"), config, params, tokenizer_dir=os.path.dirname(DEFAULT_SPM_PATH))
+    save_model(str(tmp_path / "ckpt"), config, params, vocabulary=vocabulary_to_carry(DEFAULT_SPM_PATH))
     embedder = load_embedder(f"checkpoint:{tmp_path / 'ckpt'}")
     assert embedder.dim == 64 and embedder.window == 32 and embedder.name.startswith("checkpoint:ckpt@")
 

@@ -54,3 +54,18 @@ def test_missing_pattern_and_empty_source(tmp_path):
 def test_write_rejects_invalid_records(tmp_path):
     with pytest.raises(ValueError, match="'text'"):
         records.write_shard(str(tmp_path / "x.jsonl"), [{"id": "a", "source": "s"}])
+
+
+def test_stages_chain_by_directory_past_the_reports_beside_their_shards(tmp_path, stdlib_records):
+    from data_pipeline.dedup import dedup
+
+    records.write_shard(str(tmp_path / "in.jsonl"), stdlib_records[:12])
+    dedup(str(tmp_path / "in.jsonl"), str(tmp_path / "deduped"))
+    assert (tmp_path / "deduped" / "clusters.jsonl").exists()  # a report beside the shards
+    by_directory = list(records.read_records(str(tmp_path / "deduped")))
+    assert by_directory == list(records.read_records(str(tmp_path / "deduped" / "records-*")))
+    assert by_directory and {r["id"] for r in by_directory} <= {r["id"] for r in stdlib_records}
+    # A directory of plain shard names (no numbering) still reads all of them.
+    (tmp_path / "plain").mkdir()
+    records.write_shard(str(tmp_path / "plain" / "a.jsonl"), stdlib_records[:2])
+    assert records.expand_pattern(str(tmp_path / "plain")) == [str(tmp_path / "plain" / "a.jsonl")]

@@ -62,7 +62,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_checkpoint_to_pass_at_1_in_one_command(checkpoint, tmp_path):
-    from phi1_jax.checkpoint import load_model, tokenizer_path
+    from phi1_jax.checkpoint import load_model
     from phi1_jax.sampling import generate
 
     out = tmp_path / "results.jsonl"
@@ -74,7 +74,7 @@ def test_checkpoint_to_pass_at_1_in_one_command(checkpoint, tmp_path):
     assert [r["task_id"] for r in read_jsonl(out)] == FIRST
     # Each sample is what the KV-cache sampler makes of its prompt alone, decoded and cut at the stops.
     config, params = load_model(checkpoint)
-    vocabulary = tokenizer.load(tokenizer_path(checkpoint))
+    vocabulary = tokenizer.for_checkpoint(checkpoint, config.vocab_size)
     for sample in samples:
         prompt = list(vocabulary.encode(HUMANEVAL[sample["task_id"]]["prompt"]))
         new, = generate(config, params, [prompt], max_new_tokens=24, eos_id=vocabulary.eos_id)

@@ -26,7 +26,7 @@ def fast_client(server, cache_dir, **options) -> LLMClient:
 def test_every_fault_is_retried_to_one_outcome_per_prompt_and_usage_matches_served(openai_server, tmp_path):
     plan = random.Random(0).choices(["429", "500", "slow", "malformed", "truncated", "drop", None],
                                     weights=[1, 1, 1, 1, 1, 1, 6], k=200)
-    server = openai_server(echo, plan, slow_seconds=1.5)
+    server = openai_server(echo, plan, slow_seconds=1.5, retry_after=0.3)  # backoff alone waits <= 0.05 s
     requests = ([LLMRequest(f"prompt {i}", {"max_tokens": 16, "temperature": 0.7}) for i in range(30)]
                 + [LLMRequest([{"role": "user", "content": f"chat {i}"}]) for i in range(10)])
     client = fast_client(server, tmp_path)
@@ -45,6 +45,11 @@ def test_every_fault_is_retried_to_one_outcome_per_prompt_and_usage_matches_serv
     assert client.stats.new_usage.completion_tokens == server.served_completion_tokens
     assert sum(r.usage.completion_tokens for r in results) == server.served_completion_tokens
     assert sum(client.stats.retries.values()) == server.requests - len(requests)
+    for number, fault in enumerate(plan[:server.requests]):
+        if fault == "429":  # its retry waited for retry-after
+            prompt, at = server.received_prompts[number], server.arrival_times[number]
+            retry = server.received_prompts.index(prompt, number + 1)
+            assert server.arrival_times[retry] - at >= 0.3
 
     received = server.requests
     again = fast_client(server, tmp_path).run(requests)
@@ -97,7 +102,8 @@ def test_budget_cap_stops_cleanly_and_a_higher_cap_completes(openai_server, tmp_
     requests = [LLMRequest(f"p{i}") for i in range(20)]
     price = dict(completion_price_per_m=250_000.0, concurrency=1)  # $1 per answer
 
-    with pytest.raises(BudgetExceeded, match=r"budget cap of \$5.0000 reached.*15 of 20 requests.*higher budget") as stop:
+    message = r"budget cap of \$5.0000 reached.*15 of 20 requests.*higher budget"
+    with pytest.raises(BudgetExceeded, match=message) as stop:
         fast_client(server, tmp_path, budget_usd=5.0, **price).run(requests)
     assert sum(r is not None for r in stop.value.results) == 5 == server.requests
     assert len(AnswerCache(str(tmp_path))) == 5

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from phi1_jax import Phi, PhiConfig, init_cache, init_params
+from phi1_jax.default_config import load_config_file
 from phi1_jax.layer_stacking import stack_layers
 from phi1_jax.sampling import generate
-from phi1_jax.train import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = PhiConfig(vocab_size=97, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,

@@ -15,7 +15,7 @@ import pytest
 
 from data_pipeline import embedded_data, records, synth
 from data_pipeline.llm_client import LLMClient
-from data_pipeline.synthesis import prompts
+from data_pipeline.synthesis import prompts, textbook_check
 from evaluation.problems import load_problems
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,8 @@ def exercise_answers(sentinel: str) -> dict:
         "duplicate": lambda index, name: renamed(EXERCISES[0], name),
         "contaminated": lambda index, name: humaneval_copy(name),
         "tests failed": lambda index, name: exercise(name, GOOD_BODY, f"assert {name}([2]) == 3\n"),
-        "tests timed out": lambda index, name: exercise(name, "    while True:\n        pass", GOOD_TESTS.format(name=name)),
+        "tests timed out": lambda index, name: exercise(name, "    while True:\n        pass",
+                                                        GOOD_TESTS.format(name=name)),
         "attack": lambda index, name: exercise(name, attack, f"assert {name}([2]) == 2\n"),
         "wrong function name": lambda index, name: renamed(EXERCISES[index], "something_else"),
         "syntax error": lambda index, name: f"```python\ndef {name}(values:\n    return 1\n```\n",
@@ -123,9 +124,9 @@ def test_textbook_sections_are_validated_under_faults_one_outcome_per_prompt(ope
     assert sorted((r["index"], r["reason"]) for r in rejected) == [(i, o) for i, o in enumerate(plan) if o != "kept"]
     assert report["kept"] + sum(report["rejected"].values()) == report["requested"] == len(plan)
     assert len({r["id"] for r in kept}) == len(kept) and all(r["source"] == "textbook" for r in kept)
-    assert report["tokens"]["new_completion"] == server.served_completion_tokens
-    assert report["tokens"]["new_prompt"] == server.served_prompt_tokens
-    assert len(server.served_prompts) == len(plan) and sum(report["retries"].values()) == 6
+    assert report["client"]["new_usage"] == {"prompt_tokens": server.served_prompt_tokens,
+                                             "completion_tokens": server.served_completion_tokens}
+    assert len(server.served_prompts) == len(plan) and sum(report["client"]["retries"].values()) == 6
     record = kept[0]
     generation = record["meta"]["generation"]
     index = generation["index"]
@@ -134,6 +135,12 @@ def test_textbook_sections_are_validated_under_faults_one_outcome_per_prompt(ope
     assert record["text"] == SECTIONS[index] and record["meta"]["title"] == SECTIONS[index].split("\n")[0][3:]
     duplicate = next(r for r in rejected if r["reason"] == "duplicate")
     assert duplicate["detail"].startswith("exact duplicate of textbook/synth-7-0000000")
+
+
+def test_only_python_tagged_blocks_must_parse():
+    with_output = SECTIONS[1] + "\nRunning it prints:\n\n```\n0 1 2\n```\n"
+    assert textbook_check.rejection(with_output) is None
+    assert textbook_check.rejection(with_output.replace("```\n0 1 2", "```python\n0 1 2")) == "code block does not parse"
 
 
 def test_hostile_and_broken_exercises_are_rejected_and_only_passing_ones_kept(openai_server, tmp_path):
@@ -159,7 +166,8 @@ def test_hostile_and_broken_exercises_are_rejected_and_only_passing_ones_kept(op
         assert record["text"] == meta["prompt"] + meta["solution"]
         original = EXERCISES[meta["generation"]["index"]]
         assert meta["prompt"] == original["prompt"].replace(original["entry_point"], meta["entry_point"])
-        assert len(meta["tests"]) == len(original["tests"]) and meta["tests"][0].startswith(f"assert {meta['entry_point']}(")
+        assert len(meta["tests"]) == len(original["tests"])
+        assert meta["tests"][0].startswith(f"assert {meta['entry_point']}(")
 
 
 def test_budget_stop_writes_a_report_and_exits_3_then_a_higher_cap_completes(openai_server, tmp_path):
@@ -220,8 +228,8 @@ def test_sigkill_mid_run_then_restart_requests_nothing_that_had_been_answered(op
     assert not set(second.received_prompts) & set(first.served_prompts)
     assert len(second.received_prompts) == num - answered_before_kill
     report = json.loads((out / "report" / "report.json").read_text())
-    assert (report["kept"], report["cached_answers"], report["new_answers"]) == (num, answered_before_kill,
-                                                                                 num - answered_before_kill)
+    assert (report["kept"], report["client"]["cached_answers"], report["client"]["new_answers"]) == (
+        num, answered_before_kill, num - answered_before_kill)
     assert len({r["id"] for r in records.read_records(str(out))}) == num
 
 

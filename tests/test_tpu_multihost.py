@@ -11,7 +11,8 @@ import sys
 import jax
 import pytest
 
-from phi1_jax.train import ConfigError, check_config, distributed_arguments, load_config_file
+from phi1_jax.default_config import load_config_file
+from phi1_jax.train import ConfigError, check_config, distributed_arguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -31,6 +31,9 @@ CASES = {
                                        f"--config.data.sources.exercises={tmp}/no_such_shards-*.jsonl"],
                           "no_such_shards"),
     "missing_vocabulary": (lambda tmp: [f"--config.data.vocabulary={tmp}/no_such.model"], "no_such.model"),
+    "unknown_eval_split": (lambda tmp: ["--config.data.eval_split=valid"], "data.eval_split 'valid'"),
+    "missing_source_of_another_mixture": (lambda tmp: [f"--config.data.sources.stack={tmp}/no_stack/*.jsonl"],
+                                          "data.sources.stack: no record shards match"),
     "unwritable_workdir": (lambda tmp: [f"--config.workdir={_bad_workdir(tmp)}"], "not writable"),
 }
 
@@ -69,3 +72,13 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(tmp_path):
     last_logged = json.loads(metrics.read_text().splitlines()[-1])["step"]
     steps = [int(n) for n in os.listdir(tmp_path / "run" / "checkpoints") if n.isdigit()]
     assert steps == [last_logged] and 3 <= last_logged < 1000
+
+
+def test_finetune_config_builds_on_phi1_without_importing_the_trainer():
+    probe = ("import sys; from phi1_jax.default_config import load_config_file; "
+             "c = load_config_file('configs/phi1_finetune.py'); "
+             "print(c.model.hidden_size, c.model.scan_layers, c.train.lr, c.data.mixture, c.data.max_bad_fraction, "
+             "'phi1_jax.train' in sys.modules, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["2048", "True", "0.0001", "code_exercises", "0.001", "False", "False"]

@@ -1,5 +1,8 @@
-"""Checkpoints that really resume: after a SIGKILL, onto another mesh, past a corrupt latest step."""
+"""Checkpoints that really resume: after a SIGKILL, onto another mesh, past a damaged latest step
+(moved aside, never deleted); and relaunches that cannot resume stop with a clear message and leave
+every checkpoint byte-for-byte as it was."""
 
+import json
 import logging
 import os
 import shutil
@@ -10,11 +13,13 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from phi1_jax.checkpoint import load_model
 from phi1_jax.layer_stacking import stack_layers
 from phi1_jax.metrics import read_metrics
 from phi1_jax.train import train
+from phi1_jax.train_checkpoint import RestoreError
 from train_testlib import REPO, TINY_CONFIG_FILE, overrides, run_config
 
 
@@ -79,7 +84,7 @@ def test_checkpoint_from_one_mesh_continues_on_another(tmp_path):
     np.testing.assert_allclose([got[5], got[6]], [want[5], want[6]], rtol=1e-5)
 
 
-def test_keep_n_plus_permanent_and_a_corrupt_latest_step_falls_back(tmp_path, caplog):
+def test_keep_n_plus_permanent_and_a_damaged_latest_step_is_moved_aside(tmp_path, caplog):
     config = run_config(str(tmp_path / "run"), steps=6)
     config.checkpoint.update(dict(every_steps=1, keep=2, permanent_every_steps=3))
     train(config)
@@ -94,8 +99,12 @@ def test_keep_n_plus_permanent_and_a_corrupt_latest_step_falls_back(tmp_path, ca
     with caplog.at_level(logging.WARNING):
         summary = train(config)
     assert summary["start_step"] == 5
-    assert any("step 6 cannot be restored" in r.getMessage() for r in caplog.records)
+    moved = [name for name in os.listdir(os.path.join(config.workdir, "checkpoints")) if name.startswith("6.damaged-")]
+    assert len(moved) == 1 and os.listdir(os.path.join(config.workdir, "checkpoints", moved[0], "params")) == []
+    assert any(f"checkpoint step 6 is damaged (params/_METADATA is missing): moved it to" in r.getMessage()
+               and moved[0] in r.getMessage() for r in caplog.records)
     assert _losses(config.workdir)[6] == first[6]
+    assert _checkpoint_steps(config.workdir) == [3, 5, 6]
 
 
 def test_finetuning_starts_from_a_checkpoint_in_the_other_layer_layout(tmp_path):
@@ -112,3 +121,58 @@ def test_finetuning_starts_from_a_checkpoint_in_the_other_layer_layout(tmp_path)
     assert config.scan_layers and "layers" in after and "layers_0" not in after
     for a, b in zip(jax.tree.leaves(stack_layers(before, 2)), jax.tree.leaves(after)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _files(root):
+    """Every file under `root` with its bytes."""
+    found = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
+def _stops_and_changes_nothing(config, message: str) -> None:
+    checkpoints = os.path.join(config.workdir, "checkpoints")
+    before = _files(checkpoints)
+    with pytest.raises(RestoreError, match=message):
+        train(config)
+    assert _files(checkpoints) == before
+
+
+def test_relaunches_that_cannot_resume_stop_and_change_no_checkpoint(tmp_path, caplog):
+    config = run_config(str(tmp_path / "run"), steps=4)
+    config.checkpoint.every_steps = 2
+    train(config)
+    checkpoints = os.path.join(config.workdir, "checkpoints")
+    assert _checkpoint_steps(config.workdir) == [2, 4]
+    saved_config = open(os.path.join(config.workdir, "config.json")).read()
+
+    wider = run_config(config.workdir, steps=6)
+    wider.checkpoint.every_steps = 2
+    wider.model.hidden_size = 96
+    _stops_and_changes_nothing(wider, r"cannot resume from checkpoint step 4: it holds a model with "
+                                      r"hidden_size=64 \(this run: 96\).*\. Fix: relaunch with the config")
+    assert open(os.path.join(config.workdir, "config.json")).read() == saved_config
+
+    # What a run of another host count wrote: a data position per host (here two).
+    data_state = os.path.join(checkpoints, "4", "data_state", "metadata")
+    with open(data_state) as f:
+        positions = json.load(f)
+    positions["per_process"] *= 2
+    with open(data_state, "w") as f:
+        json.dump(positions, f)
+    more = run_config(config.workdir, steps=5)
+    more.checkpoint.every_steps = 2
+    _stops_and_changes_nothing(more, r"step 4: it was written by 2 hosts and this run has 1.*"
+                                     r"--config.checkpoint.allow_host_count_change=True")
+
+    before = _files(checkpoints)
+    more.checkpoint.allow_host_count_change = True
+    with caplog.at_level(logging.WARNING):
+        summary = train(more)
+    assert (summary["start_step"], summary["step"]) == (4, 5)
+    assert any("written by 2 hosts, this run has 1" in r.getMessage() for r in caplog.records)
+    assert {k: v for k, v in _files(checkpoints).items() if not k.startswith("5")} == before

@@ -7,9 +7,8 @@ import os
 
 import numpy as np
 
-from phi1_jax.default_config import get_default_config
+from phi1_jax.default_config import get_default_config, load_config_file
 from phi1_jax.model_config import PhiConfig
-from phi1_jax.train import load_config_file
 
 TINY_MODEL = dict(vocab_size=256, hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4,
                   max_position_embeddings=64)

@@ -12,7 +12,8 @@ from typing import Optional
 MIN_CHARS = 600
 MAX_CHARS = 20_000
 _FENCE = re.compile(r"^```[ \t]*(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-_PYTHON_TAGS = {"python", "py", "python3", ""}
+# An untagged block may be program output or a shell session, so only tagged ones must parse.
+_PYTHON_TAGS = {"python", "py", "python3"}
 _REFUSAL = re.compile(r"\b(I'm sorry|I am sorry|I cannot|I can't|I'm unable|I am unable|as an AI\b|"
                       r"as a language model)", re.IGNORECASE)
 _OPENER = re.compile(r"^\s*(sure|certainly|of course|absolutely|okay|ok|great|here is|here's|below is|"
@@ -20,7 +21,7 @@ _OPENER = re.compile(r"^\s*(sure|certainly|of course|absolutely|okay|ok|great|he
 
 
 def python_blocks(text: str) -> list[str]:
-    """The bodies of the fenced code blocks tagged python (or untagged), in order."""
+    """The bodies of the fenced code blocks tagged python, in order."""
     return [m.group(2) for m in _FENCE.finditer(text) if m.group(1).lower() in _PYTHON_TAGS]
 
 
