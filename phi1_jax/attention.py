@@ -3,8 +3,10 @@ alike, and the two implementations chosen by `config.model.attention`.
 
 - `xla`: a plain einsum reference with float32 softmax and attention-probability dropout; the
   implementation tests compare against.
-- `dot_product`: `jax.nn.dot_product_attention`, which XLA lowers to cuDNN flash attention on
-  GPUs. It has no attention dropout, so it refuses `attention_dropout > 0` while training.
+- `dot_product`: `jax.nn.dot_product_attention` with no `implementation=`, which jax 0.10 runs
+  as its XLA implementation (cuDNN flash attention needs `implementation="cudnn"`, not wired:
+  untested without a GPU). It has no attention dropout, so it refuses `attention_dropout > 0`
+  while training.
 
 With a KV cache (prefill and decode in `phi1_jax.sampling`) both use `cached_attention`, which
 reads only the filled blocks of the cache.
@@ -135,7 +137,8 @@ def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None) -> jax.Array:
-    """`jax.nn.dot_product_attention` (cuDNN flash attention on GPU); same contract as the reference."""
+    """`jax.nn.dot_product_attention` (jax's XLA implementation, see the module docstring); same
+    contract as the reference."""
     scale = q.shape[-1] ** -0.5
     if mask is None:
         return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=True)
