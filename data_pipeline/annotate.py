@@ -129,6 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BudgetExceeded as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return BUDGET_EXIT_CODE
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     print(json.dumps(summary, indent=2))
     return 0
 

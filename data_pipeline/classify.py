@@ -133,9 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_parser.add_argument("--trees", type=int, default=300, help="random forest size")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    classifier = train(args.labels, args.input, args.out, embedder_spec=args.embedder,
-                       positive_min_score=args.positive_min_score, threshold=args.threshold,
-                       test_fraction=args.test_fraction, seed=args.seed, n_estimators=args.trees)
+    try:
+        classifier = train(args.labels, args.input, args.out, embedder_spec=args.embedder,
+                           positive_min_score=args.positive_min_score, threshold=args.threshold,
+                           test_fraction=args.test_fraction, seed=args.seed, n_estimators=args.trees)
+    except (ValueError, FileNotFoundError) as error:
+        train_parser.error(str(error))
     print(json.dumps({"out": args.out, "label_counts": classifier.metadata["label_counts"],
                       "heldout_metrics": classifier.metadata["heldout_metrics"]}, indent=2))
 

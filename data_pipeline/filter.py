@@ -191,10 +191,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = dict(classifier_dir=args.classifier, embedder_spec=args.embedder, input_format=args.input_format,
                    max_bytes=args.max_bytes, num_shards=args.num_shards, batch_size=args.batch_size)
-    if beam_args or input_megabytes(args.input, args.input_format) > args.single_process_max_mb:
-        report = filter_with_beam(args.input, args.out, beam_args, **options)
-    else:
-        report = filter_records(args.input, args.out, **options)
+    try:
+        if beam_args or input_megabytes(args.input, args.input_format) > args.single_process_max_mb:
+            report = filter_with_beam(args.input, args.out, beam_args, **options)
+        else:
+            report = filter_records(args.input, args.out, **options)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     print(json.dumps({k: report[k] for k in ("inputs", "scored", "kept", "kept_fraction", "path")}
                      | {"bad_inputs": report["bad_inputs"]["by_reason"]}, indent=2))
 
