@@ -19,8 +19,10 @@ training and evaluation half, once per arm:
    exercises' solutions given their prompts (no arm trains on exercises), greedy pass@1 on
    HumanEval in the sandbox, tokens trained on, wall time.
 
-Writes `OUT/report.json`, `OUT/report.md` (the table) and `OUT/ablation.png`. The pod-scale arms
-are `configs/ablation_350m.py:<arm>`.
+Writes `OUT/report.json`, `OUT/report.md` (the table) and `OUT/ablation.png`. The data stages are
+deterministic and rerun on every call; an arm's training resumes from its checkpoint in `OUT/<arm>`,
+so an interrupted run continues with the same command (a run with other settings needs a new OUT).
+The pod-scale arms are `configs/ablation_350m.py:<arm>`.
 """
 
 from __future__ import annotations
@@ -200,11 +202,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from phi1_jax.default_config import load_config_file
 
     started = time.perf_counter()
+    base = load_config_file(args.config)  # before minutes of data work, so a bad path fails at once
     os.makedirs(args.out, exist_ok=True)
     pool_dir = os.path.join(args.out, "data", "pool")
     records.write_shards(pool_dir, list(pool_records(pool_files(args.max_files))), num_shards=4)
     data_dirs = curate(pool_dir, EMBEDDED_SOURCES["textbook"], os.path.join(args.out, "data"))
-    base = load_config_file(args.config)
     base.train.steps = args.steps
     base.train.seed = args.seed
     base.checkpoint.every_steps = args.steps
@@ -232,6 +234,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _arms(value: str) -> list[str]:
+    arms = [a for a in value.split(",") if a]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown or not arms:
+        raise argparse.ArgumentTypeError(f"unknown arms {unknown}; choose from {','.join(ARMS)}")
+    return arms
+
+
 def _parser() -> argparse.ArgumentParser:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -240,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=300, help="training steps per arm (equal tokens)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-files", type=int, default=600, help="Python files in the unfiltered pool")
-    parser.add_argument("--arms", type=lambda s: s.split(","), default=list(ARMS),
+    parser.add_argument("--arms", type=_arms, default=list(ARMS),
                         help=f"comma-separated subset of {','.join(ARMS)}")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="for the pass@1 samples")
     parser.add_argument("--humaneval-limit", type=int, default=None, help="only the first N problems for pass@1")
@@ -248,8 +258,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    report = run(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     with open(os.path.join(args.out, "report.md")) as f:
         print(f.read())
     print(f"wall time {report['wall_seconds']:.0f} s; report.json, report.md and ablation.png in {args.out}")

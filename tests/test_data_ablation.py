@@ -80,3 +80,13 @@ def test_the_350m_arms_differ_only_in_their_data_and_workdir():
     finetune = load_config_file(os.path.join(CONFIGS, "ablation_350m_finetune.py"))
     assert finetune.model.to_dict() == small.model.to_dict() and finetune.data.mixture == "code_exercises"
     assert finetune.train.init_from == configs["filtered_textbook"]["workdir"]
+
+
+def test_bad_arms_and_a_missing_config_fail_before_any_data_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        data_ablation._parser().parse_args(["--out", str(tmp_path), "--arms", "filtered,everything"])
+    assert "unknown arms ['everything']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        data_ablation.main(["--out", str(tmp_path / "out"), "--config", str(tmp_path / "nope.py")])
+    assert "nope.py" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
