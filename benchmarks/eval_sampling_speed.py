@@ -8,6 +8,11 @@ machine falls on both. Each line gives the median tokens/s of each and the min-m
 per-round ratios.
 
     .venv/bin/python benchmarks/eval_sampling_speed.py [--batches 1 8 32 128] [--prompt-lens 64 512] [--new 128]
+        [--cpu-devices N]
+
+`--cpu-devices N` splits the host into N XLA CPU devices (one per core) and samples with the rows
+spread over them (`generate(..., mesh=make_mesh({"data": -1}))`), as a TPU host or multi-GPU box
+does with its chips; by default JAX sees the whole CPU as one device.
 
 On a machine shared with other jobs, pin both to one core (`OMP_NUM_THREADS=1 taskset -c 1 ...`):
 oversubscribed, torch's worker threads spin and HF slows down far more than XLA, inflating the ratio.
@@ -16,19 +21,11 @@ oversubscribed, torch's worker threads spin and HF slows down far more than XLA,
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from typing import Callable
-
-import jax
-import numpy as np
-import torch
-from transformers import PhiForCausalLM
-
-from evaluation.tiny_models import build_hf_model
-from phi1_jax.convert import from_hf
-from phi1_jax.sampling import generate
 
 
 def seconds(function: Callable[[], object]) -> float:
@@ -45,15 +42,32 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu-devices", type=int, default=1)
     args = parser.parse_args()
+    if args.cpu_devices > 1:  # read once, when jax starts its CPU client
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.cpu_devices}")
 
+    import jax
+    import numpy as np
+    import torch
+    from transformers import PhiForCausalLM
+
+    from evaluation.tiny_models import build_hf_model
+    from phi1_jax.convert import from_hf
+    from phi1_jax.sampling import generate
+    from phi1_jax.sharding import make_mesh
+
+    mesh = make_mesh({"data": -1}) if args.cpu_devices > 1 else None
     with tempfile.TemporaryDirectory() as model_dir:
         build_hf_model(model_dir, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64)
         hf = PhiForCausalLM.from_pretrained(model_dir).eval()
         config, params = from_hf(model_dir)
     params = jax.device_put(params, jax.devices()[0])
+    ours_on = "1 XLA device" if mesh is None else f"a data mesh of {len(jax.devices())} XLA CPU devices"
     print(f"tiny Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}; {args.new} new tokens, "
-          f"greedy, CPU ({torch.get_num_threads()} torch threads), {args.repeats} alternating rounds per line")
+          f"greedy, CPU: ours on {ours_on}, HF with {torch.get_num_threads()} torch threads; "
+          f"{args.repeats} alternating rounds per line")
     print("| batch | prompt | ours (tokens/s) | HF generate (tokens/s) | ratio ours/HF (min-max) |")
     print("| --- | --- | --- | --- | --- |")
     for prompt_len in args.prompt_lens:
@@ -62,7 +76,7 @@ def main() -> None:
             ids = torch.tensor(prompts)
 
             def ours() -> None:
-                generate(config, params, prompts.tolist(), max_new_tokens=args.new)
+                generate(config, params, prompts.tolist(), max_new_tokens=args.new, mesh=mesh)
 
             def theirs() -> None:
                 with torch.no_grad():

@@ -9,7 +9,7 @@ alike, and the two implementations chosen by `config.model.attention`.
   while training.
 
 With a KV cache (prefill and decode in `phi1_jax.sampling`) both use `cached_attention`, which
-reads only the filled blocks of the cache.
+reads the cache buffers in place.
 
 Every key slot carries a segment id (0 = empty or padding) and a slot index; a query attends to a
 key when both are in the same non-zero segment and the key's slot is not after the query's.
@@ -109,31 +109,17 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, kv_layout
     return out.astype(v.dtype).reshape(batch, q_len, heads, head_dim)
 
 
-KV_BLOCK = 128
-
-
 def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where: CacheQuery) -> jax.Array:
-    """Queries q `[b, s, heads, d]` at slots `where.start + arange(s)` against the KV cache
-    (`[b, kv_heads, capacity, d]` each, already holding this call's keys).
+    """Queries q `[b, s, heads, d]` at slots `where.start + arange(s)` against the whole KV cache
+    (keys and values `[b, kv_heads, capacity, d]`, already holding this call's), read in place.
 
-    Only the filled part is read, rounded up to whole `KV_BLOCK`s: a `lax.switch` picks the
-    branch compiled for that window, so a decode step costs what the tokens so far cost whatever
-    the capacity (`max_new_tokens`), and one compilation serves every fill level."""
-    q_len, capacity = q.shape[1], k_cache.shape[2]
-    windows = [*range(KV_BLOCK, capacity, KV_BLOCK), capacity]
-
-    def over(window: int):
-        def attend_window(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where: CacheQuery) -> jax.Array:
-            mask = attention_mask(where.segment_ids, where.kv_segment_ids[:, :window],
-                                  where.start + jnp.arange(q_len), jnp.arange(window))
-            return _attend(q, k_cache[:, :, :window], v_cache[:, :, :window], mask, "bktd")
-        return attend_window
-
-    if len(windows) == 1:
-        return over(capacity)(q, k_cache, v_cache, where)
-    last_block = (where.start + q_len - 1) // KV_BLOCK
-    return jax.lax.switch(jnp.minimum(last_block, len(windows) - 1), [over(w) for w in windows],
-                          q, k_cache, v_cache, where)
+    A step costs what the cache's capacity costs, so the sampler keeps the capacity at the filled
+    part rounded up to a block (`phi1_jax.sampling` grows the cache as it decodes). Reading a
+    prefix window instead was slower on every size measured: XLA copies a slice of the cache
+    before a dot, every step and layer, and that copy cost more than the empty slots it spared."""
+    mask = attention_mask(where.segment_ids, where.kv_segment_ids, where.start + jnp.arange(q.shape[1]),
+                          jnp.arange(v_cache.shape[2]))
+    return _attend(q, k_cache, v_cache, mask, "bktd")
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -25,6 +25,7 @@ from phi1_jax.model_config import PhiConfig
 from phi1_jax.rotary import apply_partial_rotary, rotary_angles
 
 KVCache = dict[str, Any]
+CACHE_AXES = ("batch", "heads", "length", "kv")  # logical axes of every key and value buffer
 
 _REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -41,7 +42,7 @@ def init_cache(config: PhiConfig, batch_size: int, max_length: int) -> KVCache:
     Laid out over the mesh by the logical rules when a mesh is active (`phi1_jax.sharding`)."""
     def empty() -> jax.Array:
         buffer = jnp.zeros((batch_size, config.kv_heads, max_length, config.head_size), config.compute_dtype)
-        return nn.with_logical_constraint(buffer, ("batch", "heads", "length", "kv"))
+        return nn.with_logical_constraint(buffer, CACHE_AXES)
 
     return {
         "k": tuple(empty() for _ in range(config.num_layers)),
@@ -243,7 +244,7 @@ class Phi(nn.Module):
                 segment_ids = jnp.ones((batch, length), jnp.int32)
             kv_segment_ids = jax.lax.dynamic_update_slice(cache["segment_ids"], segment_ids, (0, start))
             cache_query = CacheQuery(segment_ids, kv_segment_ids, start)
-            mask = None  # cached_attention builds the mask of the window it reads
+            mask = None  # cached_attention builds the mask over the cache
 
         cos, sin = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
 

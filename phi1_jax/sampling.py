@@ -3,14 +3,18 @@ front-end and the demo's greedy sample.
 
 Prompts of different lengths are left-padded into one batch; padding slots get segment id 0 so no
 token attends to them, and positions count real tokens only, so every row decodes exactly as it
-would alone. One jitted function prefills the cache once per distinct prompt (many samples of one
-prompt share that prefill), copies it to the prompt's rows, and then decodes one token per step in
-a `lax.while_loop` until every row has produced EOS or `max_new_tokens` tokens.
+would alone. One jitted prefill fills the cache once per distinct prompt (many samples of one
+prompt share that prefill) and copies it to the prompt's rows; then a jitted decode loop
+(`lax.while_loop`) adds one token per step until the cache is full, every row has produced EOS,
+or `max_new_tokens` is reached.
 
-What keeps a decode step cheap: the cache is one buffer per layer updated in place, attention
-reads only its filled blocks (`attention.cached_attention`), and `max_new_tokens` is a traced loop
-bound. Shapes are bucketed (rows to a power of two, prompt length to 16, cache capacity to the
-attention block), so calls in the same bucket reuse one compilation.
+What keeps a decode step cheap: attention reads the cache buffers whole and in place, and the
+cache holds only the filled slots rounded up to `CACHE_BLOCK`. When the decode loop fills it, the
+cache grows by one block (one copy per `CACHE_BLOCK` tokens) and the loop continues, so a step
+costs what the tokens so far cost, whatever `max_new_tokens` is. Each cache is updated in place
+(the loop's buffers are donated). Shapes are bucketed (rows to a power of two, prompt length to
+16, capacity to `CACHE_BLOCK`) and `max_new_tokens` is a traced loop bound, so calls in the same
+bucket reuse the compiled prefill, decode and growth steps.
 
 With a `mesh`, rows are split over its data-parallel axes and the parameters keep their training
 layout (`phi1_jax.sharding` rules), so a TPU host or a multi-GPU box samples with all its chips.
@@ -18,6 +22,7 @@ layout (`phi1_jax.sharding` rules), so a TPU host or a multi-GPU box samples wit
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, Optional, Sequence
 
@@ -28,12 +33,12 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from phi1_jax import sharding
-from phi1_jax.attention import KV_BLOCK
 from phi1_jax.layer_stacking import is_stacked, unstack_layers
-from phi1_jax.model import Phi, init_cache, init_params
+from phi1_jax.model import CACHE_AXES, KVCache, Phi, init_cache, init_params
 from phi1_jax.model_config import PhiConfig
 
 _PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this to bound recompilation
+CACHE_BLOCK = 64  # the cache grows by this many slots; attention reads at most this many empty ones
 
 
 def choose_tokens(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -72,48 +77,71 @@ def _params_sharding(config: PhiConfig, mesh: Mesh) -> Any:
     return sharding.params_sharding(boxed, mesh)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "capacity", "temperature", "top_p", "eos_id"))
-def _sample(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: jax.Array, source_rows: jax.Array,
-            live: jax.Array, max_new_tokens: jax.Array, rng: jax.Array, *, config: PhiConfig, capacity: int,
-            temperature: float, top_p: float, eos_id: Optional[int]) -> tuple[jax.Array, jax.Array]:
-    """Prefills the distinct prompts `tokens [distinct, prompt_len]`, gives decode row r the cache
-    of prompt `source_rows[r]`, and decodes; rows that are not `live` (batch padding) start done."""
-    model = Phi(config)
+@functools.partial(jax.jit, static_argnames=("config", "capacity"))
+def _prefill(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: jax.Array,
+             source_rows: jax.Array, *, config: PhiConfig, capacity: int) -> tuple[KVCache, jax.Array, jax.Array]:
+    """Prefills the distinct prompts `tokens [distinct, prompt_len]` into a cache of `capacity`
+    slots and gives decode row r the cache, last logits and next position of prompt
+    `source_rows[r]`."""
     cache = init_cache(config, tokens.shape[0], capacity)
-    logits, cache = model.apply({"params": params}, tokens, positions=positions, segment_ids=segment_ids,
-                                cache=cache, last_logits_only=True)
+    logits, cache = Phi(config).apply({"params": params}, tokens, positions=positions, segment_ids=segment_ids,
+                                      cache=cache, last_logits_only=True)
 
     def to_rows(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
         return nn.with_logical_constraint(jnp.take(x, source_rows, axis=0), names)
 
-    kv_names = ("batch", "heads", "length", "kv")
-    cache = dict(cache, k=tuple(to_rows(x, kv_names) for x in cache["k"]),
-                 v=tuple(to_rows(x, kv_names) for x in cache["v"]),
+    cache = dict(cache, k=tuple(to_rows(x, CACHE_AXES) for x in cache["k"]),
+                 v=tuple(to_rows(x, CACHE_AXES) for x in cache["v"]),
                  segment_ids=to_rows(cache["segment_ids"], ("batch", "length")))
-    batch = source_rows.shape[0]
-    out = jnp.zeros((batch, capacity - tokens.shape[1]), jnp.int32)
-    lengths = jnp.full((batch,), max_new_tokens, jnp.int32)
+    return cache, to_rows(logits[:, -1], ("batch", "vocab")), jnp.take(positions[:, -1] + 1, source_rows)
 
-    def keep_going(state: tuple) -> jax.Array:
-        step, _, _, _, done, _, _ = state
-        return (step < max_new_tokens) & ~jnp.all(done)
 
-    def decode_one(state: tuple) -> tuple:
-        step, cache, last_logits, next_pos, done, out, lengths = state
+@jax.jit
+def _grow(cache: KVCache) -> KVCache:
+    """The cache with `CACHE_BLOCK` more empty slots (a new buffer: a larger one cannot reuse the
+    old one, so donating it would only warn)."""
+    def pad(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
+        widths = [(0, 0)] * x.ndim
+        widths[names.index("length")] = (0, CACHE_BLOCK)
+        return nn.with_logical_constraint(jnp.pad(x, widths), names)
+
+    return dict(cache, k=tuple(pad(x, CACHE_AXES) for x in cache["k"]), v=tuple(pad(x, CACHE_AXES) for x in cache["v"]),
+                segment_ids=pad(cache["segment_ids"], ("batch", "length")))
+
+
+DecodeState = tuple[jax.Array, KVCache, jax.Array, jax.Array, jax.Array, jax.Array]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "temperature", "top_p", "eos_id"), donate_argnums=(1,))
+def _decode_until_full(params: Any, state: DecodeState, max_new_tokens: jax.Array, rng: jax.Array, *,
+                       config: PhiConfig, temperature: float, top_p: float,
+                       eos_id: Optional[int]) -> tuple[DecodeState, jax.Array]:
+    """Decodes from `state` (step, cache, last logits, next positions, done, lengths) until the
+    cache is full, every row is done or `max_new_tokens` steps are taken. Returns the new state
+    and the tokens of the steps taken, `[batch, CACHE_BLOCK]` from the first of them (done rows
+    get 0). Step s draws with `fold_in(rng, s)`, so how the steps fall into calls does not matter."""
+    model = Phi(config)
+    first_step, cache = state[0], state[1]
+    batch, capacity = cache["segment_ids"].shape
+
+    def keep_going(carry: tuple) -> jax.Array:
+        (step, cache, _, _, done, _), _ = carry
+        return (step < max_new_tokens) & ~jnp.all(done) & (cache["end"] < capacity)
+
+    def decode_one(carry: tuple) -> tuple:
+        (step, cache, last_logits, next_pos, done, lengths), out = carry
         token = choose_tokens(last_logits, jax.random.fold_in(rng, step), temperature, top_p)
-        out = out.at[:, step].set(jnp.where(done, 0, token))
+        out = out.at[:, step - first_step].set(jnp.where(done, 0, token))
         if eos_id is not None:
             finished = ~done & (token == eos_id)
             lengths = jnp.where(finished, step, lengths)
             done = done | finished
         logits, cache = model.apply({"params": params}, token[:, None], positions=next_pos[:, None],
                                     segment_ids=jnp.ones((batch, 1), jnp.int32), cache=cache)
-        return step + 1, cache, logits[:, -1], next_pos + 1, done, out, lengths
+        return (step + 1, cache, logits[:, -1], next_pos + 1, done, lengths), out
 
-    state = (jnp.zeros((), jnp.int32), cache, to_rows(logits[:, -1], ("batch", "vocab")),
-             jnp.take(positions[:, -1] + 1, source_rows), ~live, out, lengths)
-    final = jax.lax.while_loop(keep_going, decode_one, state)
-    return final[5], final[6]
+    out = jnp.zeros((batch, CACHE_BLOCK), jnp.int32)
+    return jax.lax.while_loop(keep_going, decode_one, (state, out))
 
 
 def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
@@ -146,18 +174,28 @@ def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *
     source = np.zeros((rows,), np.int32)
     source[:len(prompts)] = source_rows
     live = np.arange(rows) < len(prompts)
-    capacity = -(-(prompt_len + max_new_tokens) // KV_BLOCK) * KV_BLOCK
-    args = (params, tokens, segment_ids, positions, source, live, np.int32(max_new_tokens), jax.random.key(seed))
-    static = dict(config=config, capacity=capacity, temperature=float(temperature), top_p=float(top_p),
-                  eos_id=eos_id)
-    if mesh is None:
-        out, lengths = _sample(*args, **static)
-    else:
-        with sharding.activate(mesh):
+    capacity = (prompt_len // CACHE_BLOCK + 1) * CACHE_BLOCK  # room for at least one new token
+    rng = jax.random.key(seed)
+    static = dict(config=config, temperature=float(temperature), top_p=float(top_p), eos_id=eos_id)
+    with contextlib.ExitStack() as context:
+        if mesh is not None:
+            context.enter_context(sharding.activate(mesh))
             per_row = sharding.logical_to_sharding(PartitionSpec("batch"), mesh)
-            placed = (jax.device_put(params, _params_sharding(config, mesh)),
-                      *(jax.device_put(x, sharding.batch_sharding(mesh)) for x in (tokens, segment_ids, positions)),
-                      jax.device_put(source, per_row), jax.device_put(live, per_row), *args[6:])
-            out, lengths = _sample(*placed, **static)
-    out, lengths = np.asarray(out), np.asarray(lengths)
+            params = jax.device_put(params, _params_sharding(config, mesh))
+            tokens, segment_ids, positions = (jax.device_put(x, sharding.batch_sharding(mesh))
+                                              for x in (tokens, segment_ids, positions))
+            source, live = jax.device_put(source, per_row), jax.device_put(live, per_row)
+        cache, logits, next_pos = _prefill(params, tokens, segment_ids, positions, source, config=config,
+                                           capacity=capacity)
+        state = (jnp.zeros((), jnp.int32), cache, logits, next_pos, ~live, jnp.full((rows,), max_new_tokens, jnp.int32))
+        out = np.zeros((rows, max_new_tokens), np.int32)
+        while True:
+            first = int(state[0])
+            state, block = _decode_until_full(params, state, np.int32(max_new_tokens), rng, **static)
+            taken = int(state[0]) - first
+            out[:, first:first + taken] = np.asarray(block)[:, :taken]
+            if first + taken >= max_new_tokens or np.all(np.asarray(state[4])):
+                break
+            state = (state[0], _grow(state[1]), *state[2:])
+    lengths = np.asarray(state[5])
     return [out[row, :lengths[row]].tolist() for row in range(len(prompts))]

@@ -129,24 +129,6 @@ def test_kv_cache_logits_equal_full_forward_at_every_position(params, scan_layer
     assert int(cache["end"]) == 20
 
 
-def _greedy_by_full_forward(config, params, prompt, steps):
-    """Greedy decoding with no cache: a full forward over the whole sequence for every new token.
-    The buffer is right-padded to a fixed length (causal attention never looks right), so one
-    compilation serves every step."""
-    forward = jax.jit(lambda ids: Phi(config).apply({"params": params}, ids))
-    tokens = np.zeros((1, len(prompt) + steps), np.int32)
-    tokens[0, :len(prompt)] = prompt
-    for t in range(len(prompt), len(prompt) + steps):
-        tokens[0, t] = int(np.asarray(forward(tokens))[0, t - 1].argmax())
-    return tokens[0, len(prompt):].tolist()
-
-
-def test_sampler_greedy_equals_repeated_full_forward(params):
-    prompts = [[5, 6, 7, 8, 9, 10, 11], [42], list(range(1, 20))]  # left padding to 32 slots
-    expected = [_greedy_by_full_forward(TINY, params, p, 12) for p in prompts]
-    assert generate(TINY, params, prompts, max_new_tokens=12) == expected
-
-
 def test_sampler_stops_at_eos_and_samples_reproducibly(params):
     greedy = generate(TINY, params, [[1, 2, 3]], max_new_tokens=10)[0]
     eos = greedy[4]

@@ -1,5 +1,5 @@
 """The KV-cache sampler's decode path beyond plain greedy parity (which test_model.py and
-test_convert.py check): attention over the cache's filled blocks, one prefill shared by the
+test_convert.py check): a cache that grows block by block as the sampler decodes, one prefill shared by the
 samples of a prompt, one compilation per shape bucket, and sampling over a mesh of 8 simulated
 CPU devices with the parameters laid out as in training."""
 
@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from phi1_jax import Phi, PhiConfig, init_cache, init_params
-from phi1_jax.attention import KV_BLOCK
 from phi1_jax.layer_stacking import stack_layers
-from phi1_jax.sampling import generate
+from phi1_jax.sampling import CACHE_BLOCK, generate
 from phi1_jax.sharding import make_mesh
 
 TINY = PhiConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
@@ -26,18 +25,50 @@ def params():
     return init_params(TINY, jax.random.key(0))
 
 
+def _greedy_by_full_forward(config, params, prompt, steps):
+    """Greedy decoding with no cache: a full forward over the whole sequence for every new token.
+    The buffer is right-padded to a fixed length (causal attention never looks right), so one
+    compilation serves every step."""
+    forward = jax.jit(lambda ids: Phi(config).apply({"params": params}, ids))
+    tokens = np.zeros((1, len(prompt) + steps), np.int32)
+    tokens[0, :len(prompt)] = prompt
+    for t in range(len(prompt), len(prompt) + steps):
+        tokens[0, t] = int(np.asarray(forward(tokens))[0, t - 1].argmax())
+    return tokens[0, len(prompt):].tolist()
+
+
+def test_sampler_greedy_equals_repeated_full_forward(params):
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [42], list(range(1, 20))]  # left padding to 32 slots
+    expected = [_greedy_by_full_forward(TINY, params, p, 12) for p in prompts]
+    assert generate(TINY, params, prompts, max_new_tokens=12) == expected
+
+
 def test_decoding_across_cache_blocks_equals_full_forward(params):
-    """Prefill, then one token at a time through three KV_BLOCK windows of a cache sized for more:
-    every position's logits equal one forward pass over the whole sequence."""
-    ids = np.random.RandomState(3).randint(0, 96, (2, 2 * KV_BLOCK + 20))
+    """Prefill, then one token at a time through a cache three blocks longer than the sequence so
+    far: every position's logits equal one forward pass over the whole sequence (the empty slots
+    attention reads are masked)."""
+    ids = np.random.RandomState(3).randint(0, 96, (2, 2 * CACHE_BLOCK + 20))
     full = np.asarray(Phi(TINY).apply({"params": params}, ids))
     step = jax.jit(lambda tokens, cache: Phi(TINY).apply({"params": params}, tokens, cache=cache))
-    logits, cache = step(jnp.asarray(ids[:, :100]), init_cache(TINY, 2, 3 * KV_BLOCK + 50))
+    logits, cache = step(jnp.asarray(ids[:, :100]), init_cache(TINY, 2, 5 * CACHE_BLOCK + 50))
     steps = [np.asarray(logits)]
     for t in range(100, ids.shape[1]):
         logits, cache = step(jnp.asarray(ids[:, t:t + 1]), cache)
         steps.append(np.asarray(logits))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_a_cache_grown_while_decoding_gives_the_tokens_of_full_forward_passes(params):
+    """Prompts of 7 and 1 tokens (bucketed to 16 slots) and 3 * CACHE_BLOCK new tokens: the cache
+    starts at one block and grows three times inside one call, and greedy decoding still equals a
+    full forward pass for every new token, and stopping at EOS mid-way cuts there."""
+    steps = 3 * CACHE_BLOCK
+    prompts = [PROMPTS[0], PROMPTS[1]]
+    expected = [_greedy_by_full_forward(TINY, params, p, steps) for p in prompts]
+    assert generate(TINY, params, prompts, max_new_tokens=steps) == expected
+    eos = expected[0][CACHE_BLOCK + 5]
+    assert generate(TINY, params, prompts[:1], max_new_tokens=steps, eos_id=eos)[0] == \
+        expected[0][:expected[0].index(eos)]
 
 
 def test_repeated_prompts_share_a_prefill_and_decode_as_if_alone(params):
@@ -56,11 +87,12 @@ def test_calls_in_one_shape_bucket_compile_once(params):
         if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(duration)
 
-    generate(TINY, params, PROMPTS[:3], max_new_tokens=10)  # batch 3 -> 4 rows, prompt <= 32, capacity 128
+    # Batch 3 -> 4 rows, prompt <= 32: a cache of one block, grown once to two.
+    generate(TINY, params, PROMPTS[:3], max_new_tokens=CACHE_BLOCK - 10)
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
         # Other prompts, batch, lengths and max_new_tokens, same bucket: nothing to compile.
-        generate(TINY, params, [[7] * 25, [1, 2], [9] * 3, [4] * 17], max_new_tokens=40)
+        generate(TINY, params, [[7] * 25, [1, 2], [9] * 3, [4] * 17], max_new_tokens=CACHE_BLOCK - 20)
         assert compiles == []
         generate(TINY, params, PROMPTS + [[1]], max_new_tokens=10)  # 5 rows: the next bucket
         assert compiles
@@ -75,6 +107,9 @@ def test_sampling_over_a_mesh_gives_the_single_device_tokens(params):
     sampled = generate(TINY, params, prompts, max_new_tokens=10, temperature=0.8, top_p=0.9, seed=5)
     data_mesh = make_mesh({"data": -1})
     assert generate(TINY, params, prompts, max_new_tokens=10, mesh=data_mesh) == greedy
+    long = CACHE_BLOCK + 8  # the cache grows while its rows are split over the devices
+    assert generate(TINY, params, prompts, max_new_tokens=long, mesh=data_mesh) == \
+        generate(TINY, params, prompts, max_new_tokens=long)
     assert generate(TINY, params, prompts, max_new_tokens=10, temperature=0.8, top_p=0.9, seed=5,
                     mesh=data_mesh) == sampled
     # Parameters as trained: stacked layers, split over fsdp and tensor.
