@@ -86,16 +86,21 @@ def unblocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arra
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, kv_layout: str,
-            dropout_rate: float = 0.0, dropout_rng: jax.Array | None = None) -> jax.Array:
+            dropout_rate: float = 0.0, dropout_rng: jax.Array | None = None,
+            dot_dtype: jnp.dtype | None = None) -> jax.Array:
     """q `[b, s, heads, d]` against k and v laid out as `kv_layout` ("btkd" for sequences,
     "bktd" for the KV cache), mask `[b, 1, s, t]`. Softmax in float32, normalised after the
     product with v: dividing `[b, s, heads, d]` instead of the `[b, heads, s, t]` probabilities
-    saves a pass over the largest tensor."""
+    saves a pass over the largest tensor. `dot_dtype` casts the dots' operands, already rounded to
+    the compute dtype, just before each dot."""
+    def operand(x: jax.Array) -> jax.Array:
+        return x if dot_dtype is None else x.astype(dot_dtype)
+
     batch, q_len, heads, head_dim = q.shape
     kv_heads = k.shape[kv_layout.index("k")]
     groups = heads // kv_heads
     q = (q * head_dim**-0.5).reshape(batch, q_len, kv_heads, groups, head_dim)
-    logits = jnp.einsum(f"bskgd,{kv_layout}->bkgst", q, k, preferred_element_type=jnp.float32)
+    logits = jnp.einsum(f"bskgd,{kv_layout}->bkgst", operand(q), operand(k), preferred_element_type=jnp.float32)
     logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
     # Softmax is shift-invariant, so the max needs no gradient; a row with every key masked sees
     # all-equal logits and averages instead of producing NaN.
@@ -104,7 +109,8 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, kv_layout
     if dropout_rate > 0.0 and dropout_rng is not None:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
         weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-    out = jnp.einsum(f"bkgst,{kv_layout}->bskgd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    out = jnp.einsum(f"bkgst,{kv_layout}->bskgd", operand(weights.astype(v.dtype)), operand(v),
+                     preferred_element_type=jnp.float32)
     out = out / jnp.moveaxis(denominator, -1, 1)[..., None]
     return out.astype(v.dtype).reshape(batch, q_len, heads, head_dim)
 
@@ -119,7 +125,11 @@ def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where
     before a dot, every step and layer, and that copy cost more than the empty slots it spared."""
     mask = attention_mask(where.segment_ids, where.kv_segment_ids, where.start + jnp.arange(q.shape[1]),
                           jnp.arange(v_cache.shape[2]))
-    return _attend(q, k_cache, v_cache, mask, "bktd")
+    # XLA:CPU cannot run these batched bf16 x bf16 -> f32 dots inside the decode loop ("Unsupported
+    # element type for DotThunk"); a product of two bfloat16 values is exact in float32, so
+    # multiplying the same bfloat16 values in float32 gives the same numbers.
+    upcast = q.dtype == jnp.bfloat16 and jax.default_backend() == "cpu"
+    return _attend(q, k_cache, v_cache, mask, "bktd", dot_dtype=jnp.float32 if upcast else None)
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -117,3 +117,13 @@ def test_sampling_over_a_mesh_gives_the_single_device_tokens(params):
     trained_mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     assert generate(scanned, stack_layers(params, TINY.num_layers), prompts, max_new_tokens=10,
                     mesh=trained_mesh) == greedy
+
+
+def test_bfloat16_sampling_of_several_rows_equals_full_forward_passes(params):
+    """XLA:CPU has no batched bf16 x bf16 -> f32 dot inside the decode loop; the cached attention
+    multiplies the same bfloat16 values in float32 there, which gives a bfloat16 model's tokens."""
+    config = TINY.replace(dtype="bfloat16", param_dtype="bfloat16")
+    bf16_params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    prompts = PROMPTS[:3]
+    expected = [_greedy_by_full_forward(config, bf16_params, p, 10) for p in prompts]
+    assert generate(config, bf16_params, prompts, max_new_tokens=10) == expected
