@@ -1,6 +1,6 @@
 """Tokens per second of our KV-cache sampler (`phi1_jax.sampling.generate`, what the checkpoint
-front-end uses) against Hugging Face `generate` on the same tiny Phi model (HF weights converted
-with `phi1_jax.convert.from_hf`), same batch, same prompts, greedy, on CPU, in the same run.
+front-end uses) against Hugging Face `generate` on the same random Phi model (tiny by default; HF
+weights converted with `phi1_jax.convert.from_hf`), same batch, same prompts, greedy, in the same run.
 
 For every batch size and prompt length of the grid both samplers are warmed up once (our compile),
 then timed in alternation, ours then HF, `--repeats` times, so a neighbour's load on a shared
@@ -9,6 +9,10 @@ per-round ratios.
 
     .venv/bin/python benchmarks/eval_sampling_speed.py [--batches 1 8 32 128] [--prompt-lens 64 512] [--new 128]
         [--cpu-devices N]
+
+On a GPU, the phi-1-sized model in bfloat16 on both sides (JAX's CUDA build beside torch's):
+
+    python benchmarks/eval_sampling_speed.py --hidden 2048 --layers 24 --dtype bfloat16 --torch-device cuda
 
 `--cpu-devices N` splits the host into N XLA CPU devices (one per core) and samples with the rows
 spread over them (`generate(..., mesh=make_mesh({"data": -1}))`), as a TPU host or multi-GPU box
@@ -43,6 +47,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu-devices", type=int, default=1)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="weights and compute of both samplers")
+    parser.add_argument("--torch-device", default="cpu", help="where HF generate runs, e.g. cuda")
     args = parser.parse_args()
     if args.cpu_devices > 1:  # read once, when jax starts its CPU client
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -61,19 +68,21 @@ def main() -> None:
     mesh = make_mesh({"data": -1}) if args.cpu_devices > 1 else None
     with tempfile.TemporaryDirectory() as model_dir:
         build_hf_model(model_dir, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64)
-        hf = PhiForCausalLM.from_pretrained(model_dir).eval()
+        hf = PhiForCausalLM.from_pretrained(model_dir).eval().to(args.torch_device, getattr(torch, args.dtype))
         config, params = from_hf(model_dir)
-    params = jax.device_put(params, jax.devices()[0])
+    config = config.replace(dtype=args.dtype, param_dtype=args.dtype)
+    params = jax.device_put(jax.tree.map(lambda x: jax.numpy.asarray(x, args.dtype), params), jax.devices()[0])
     ours_on = "1 XLA device" if mesh is None else f"a data mesh of {len(jax.devices())} XLA CPU devices"
-    print(f"tiny Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}; {args.new} new tokens, "
-          f"greedy, CPU: ours on {ours_on}, HF with {torch.get_num_threads()} torch threads; "
+    hf_on = f"{torch.get_num_threads()} torch threads" if args.torch_device == "cpu" else args.torch_device
+    print(f"Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}, {args.dtype}; "
+          f"{args.new} new tokens, greedy; ours on {ours_on} ({jax.devices()[0].device_kind}), HF on {hf_on}; "
           f"{args.repeats} alternating rounds per line")
     print("| batch | prompt | ours (tokens/s) | HF generate (tokens/s) | ratio ours/HF (min-max) |")
     print("| --- | --- | --- | --- | --- |")
     for prompt_len in args.prompt_lens:
         for batch in args.batches:
             prompts = np.random.default_rng(0).integers(1, config.vocab_size - 1, (batch, prompt_len))
-            ids = torch.tensor(prompts)
+            ids = torch.tensor(prompts, device=args.torch_device)
 
             def ours() -> None:
                 generate(config, params, prompts.tolist(), max_new_tokens=args.new, mesh=mesh)
@@ -82,6 +91,8 @@ def main() -> None:
                 with torch.no_grad():
                     hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new,
                                 min_new_tokens=args.new, do_sample=False, pad_token_id=0)
+                if args.torch_device != "cpu":
+                    torch.cuda.synchronize()
 
             ours()  # compile once; a long evaluation reuses the compiled sampler
             theirs()
