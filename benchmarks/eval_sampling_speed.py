@@ -46,11 +46,14 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cpu-devices", type=int, default=1)
+    parser.add_argument("--cpu-devices", type=int, default=1,
+                        help="split the host CPU into this many XLA devices and sample on a data mesh over them")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="weights and compute of both samplers")
     parser.add_argument("--torch-device", default="cpu", help="where HF generate runs, e.g. cuda")
     args = parser.parse_args()
+    if args.cpu_devices < 1:
+        parser.error(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
     if args.cpu_devices > 1:  # read once, when jax starts its CPU client
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.cpu_devices}")
@@ -72,7 +75,7 @@ def main() -> None:
         config, params = from_hf(model_dir)
     config = config.replace(dtype=args.dtype, param_dtype=args.dtype)
     params = jax.device_put(jax.tree.map(lambda x: jax.numpy.asarray(x, args.dtype), params), jax.devices()[0])
-    ours_on = "1 XLA device" if mesh is None else f"a data mesh of {len(jax.devices())} XLA CPU devices"
+    ours_on = "1 XLA device" if mesh is None else f"a data mesh of {len(jax.devices())} XLA devices"
     hf_on = f"{torch.get_num_threads()} torch threads" if args.torch_device == "cpu" else args.torch_device
     print(f"Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}, {args.dtype}; "
           f"{args.new} new tokens, greedy; ours on {ours_on} ({jax.devices()[0].device_kind}), HF on {hf_on}; "
