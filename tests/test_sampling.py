@@ -12,7 +12,7 @@ import pytest
 
 from phi1_jax import Phi, PhiConfig, init_cache, init_params
 from phi1_jax.layer_stacking import stack_layers
-from phi1_jax.sampling import CACHE_BLOCK, generate
+from phi1_jax.sampling import CACHE_BLOCK, choose_tokens, generate
 from phi1_jax.sharding import make_mesh
 
 TINY = PhiConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
@@ -25,21 +25,24 @@ def params():
     return init_params(TINY, jax.random.key(0))
 
 
-def _greedy_by_full_forward(config, params, prompt, steps):
-    """Greedy decoding with no cache: a full forward over the whole sequence for every new token.
+def _decode_by_full_forward(config, params, prompt, steps, temperature=0.0, seed=0):
+    """Decoding one prompt with no cache: a full forward over the whole sequence for every new
+    token, which is drawn as `generate` draws step s of a one-row batch (greedy at temperature 0).
     The buffer is right-padded to a fixed length (causal attention never looks right), so one
     compilation serves every step."""
     forward = jax.jit(lambda ids: Phi(config).apply({"params": params}, ids))
     tokens = np.zeros((1, len(prompt) + steps), np.int32)
     tokens[0, :len(prompt)] = prompt
-    for t in range(len(prompt), len(prompt) + steps):
-        tokens[0, t] = int(np.asarray(forward(tokens))[0, t - 1].argmax())
+    for step, t in enumerate(range(len(prompt), len(prompt) + steps)):
+        logits = forward(tokens)[:, t - 1]
+        rng = jax.random.fold_in(jax.random.key(seed), step)
+        tokens[0, t] = int(choose_tokens(logits, rng, temperature, 1.0)[0])
     return tokens[0, len(prompt):].tolist()
 
 
 def test_sampler_greedy_equals_repeated_full_forward(params):
     prompts = [[5, 6, 7, 8, 9, 10, 11], [42], list(range(1, 20))]  # left padding to 32 slots
-    expected = [_greedy_by_full_forward(TINY, params, p, 12) for p in prompts]
+    expected = [_decode_by_full_forward(TINY, params, p, 12) for p in prompts]
     assert generate(TINY, params, prompts, max_new_tokens=12) == expected
 
 
@@ -59,16 +62,20 @@ def test_decoding_across_cache_blocks_equals_full_forward(params):
 
 
 def test_a_cache_grown_while_decoding_gives_the_tokens_of_full_forward_passes(params):
-    """Prompts of 7 and 1 tokens (bucketed to 16 slots) and 3 * CACHE_BLOCK new tokens: the cache
-    starts at one block and grows three times inside one call, and greedy decoding still equals a
-    full forward pass for every new token, and stopping at EOS mid-way cuts there."""
+    """A 7-token prompt (bucketed to 16 slots) and 3 * CACHE_BLOCK new tokens: the cache starts at
+    one block and grows three times inside one call. Sampled at temperature 1, so the tokens stay
+    varied and any error in the grown cache's attention shows, each token equals the draw from a
+    full forward pass; greedy too; and an EOS first drawn after the first growth cuts there."""
     steps = 3 * CACHE_BLOCK
-    prompts = [PROMPTS[0], PROMPTS[1]]
-    expected = [_greedy_by_full_forward(TINY, params, p, steps) for p in prompts]
-    assert generate(TINY, params, prompts, max_new_tokens=steps) == expected
-    eos = expected[0][CACHE_BLOCK + 5]
-    assert generate(TINY, params, prompts[:1], max_new_tokens=steps, eos_id=eos)[0] == \
-        expected[0][:expected[0].index(eos)]
+    sampled = _decode_by_full_forward(TINY, params, PROMPTS[0], steps, temperature=1.0, seed=7)
+    assert generate(TINY, params, [PROMPTS[0]], max_new_tokens=steps, temperature=1.0, seed=7)[0] == sampled
+    greedy = _decode_by_full_forward(TINY, params, PROMPTS[0], steps)
+    assert generate(TINY, params, [PROMPTS[0]], max_new_tokens=steps) == [greedy]
+    late = [i for i, token in enumerate(sampled) if i > CACHE_BLOCK and sampled.index(token) == i]
+    assert late, "every token of the sample appeared before the cache first grew; pick another seed"
+    eos = sampled[late[0]]
+    assert generate(TINY, params, [PROMPTS[0]], max_new_tokens=steps, temperature=1.0, seed=7,
+                    eos_id=eos)[0] == sampled[:late[0]]
 
 
 def test_repeated_prompts_share_a_prefill_and_decode_as_if_alone(params):
@@ -125,5 +132,5 @@ def test_bfloat16_sampling_of_several_rows_equals_full_forward_passes(params):
     config = TINY.replace(dtype="bfloat16", param_dtype="bfloat16")
     bf16_params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
     prompts = PROMPTS[:3]
-    expected = [_greedy_by_full_forward(config, bf16_params, p, 10) for p in prompts]
+    expected = [_decode_by_full_forward(config, bf16_params, p, 10) for p in prompts]
     assert generate(config, bf16_params, prompts, max_new_tokens=10) == expected
