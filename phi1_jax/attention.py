@@ -115,14 +115,24 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, kv_layout
     return out.astype(v.dtype).reshape(batch, q_len, heads, head_dim)
 
 
-def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, where: CacheQuery) -> jax.Array:
+def cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, k_cache: jax.Array, v_cache: jax.Array,
+                     where: CacheQuery) -> jax.Array:
     """Queries q `[b, s, heads, d]` at slots `where.start + arange(s)` against the whole KV cache
-    (keys and values `[b, kv_heads, capacity, d]`, already holding this call's), read in place.
+    (keys and values `[b, kv_heads, capacity, d]`, already holding this call's keys and values k
+    and v `[b, s, kv_heads, d]`), read in place.
 
     A step costs what the cache's capacity costs, so the sampler keeps the capacity at the filled
     part rounded up to a block (`phi1_jax.sampling` grows the cache as it decodes). Reading a
     prefix window instead was slower on every size measured: XLA copies a slice of the cache
-    before a dot, every step and layer, and that copy cost more than the empty slots it spared."""
+    before a dot, every step and layer, and that copy cost more than the empty slots it spared.
+
+    A call as long as the cache (the sampler's prefill, into a cache sized to the prompt) fills
+    every slot, so it attends over its own k and v as a forward pass without cache does: causal
+    blocks instead of the whole square, and no reads of the transposed cache."""
+    if q.shape[1] == v_cache.shape[2]:
+        # dynamic_update_slice clamps the write of a full-length call to slot 0, whatever start is.
+        slots = jnp.arange(q.shape[1])
+        return xla_attention(q, k, v, attention_mask(where.segment_ids, where.segment_ids, slots, slots))
     mask = attention_mask(where.segment_ids, where.kv_segment_ids, where.start + jnp.arange(q.shape[1]),
                           jnp.arange(v_cache.shape[2]))
     # XLA:CPU cannot run these batched bf16 x bf16 -> f32 dots inside the decode loop ("Unsupported

@@ -158,7 +158,7 @@ class PhiAttention(nn.Module):
                 new = jnp.swapaxes(new, 1, 2).astype(buffer.dtype)
                 return jax.lax.dynamic_update_slice(buffer, new, (0, 0, cache_query.start, 0))
             new_cache = {"k": write(layer_cache["k"], k), "v": write(layer_cache["v"], v)}
-            out = attention_lib.cached_attention(q, new_cache["k"], new_cache["v"], cache_query)
+            out = attention_lib.cached_attention(q, k, v, new_cache["k"], new_cache["v"], cache_query)
         elif cfg.attention == "xla":
             rng = self.make_rng("dropout") if training_dropout > 0 else None
             out = attention_lib.xla_attention(q, k, v, mask, dropout_rate=training_dropout, dropout_rng=rng)

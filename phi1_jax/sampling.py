@@ -77,13 +77,25 @@ def _params_sharding(config: PhiConfig, mesh: Mesh) -> Any:
     return sharding.params_sharding(boxed, mesh)
 
 
+def _with_empty_slots(cache: KVCache, slots: int) -> KVCache:
+    """The cache with `slots` more empty slots after its last (a new, larger buffer)."""
+    def pad(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
+        widths = [(0, 0)] * x.ndim
+        widths[names.index("length")] = (0, slots)
+        return nn.with_logical_constraint(jnp.pad(x, widths), names)
+
+    return dict(cache, k=tuple(pad(x, CACHE_AXES) for x in cache["k"]), v=tuple(pad(x, CACHE_AXES) for x in cache["v"]),
+                segment_ids=pad(cache["segment_ids"], ("batch", "length")))
+
+
 @functools.partial(jax.jit, static_argnames=("config", "capacity"))
 def _prefill(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: jax.Array,
              source_rows: jax.Array, *, config: PhiConfig, capacity: int) -> tuple[KVCache, jax.Array, jax.Array]:
-    """Prefills the distinct prompts `tokens [distinct, prompt_len]` into a cache of `capacity`
-    slots and gives decode row r the cache, last logits and next position of prompt
-    `source_rows[r]`."""
-    cache = init_cache(config, tokens.shape[0], capacity)
+    """Prefills the distinct prompts `tokens [distinct, prompt_len]` and gives decode row r a cache
+    of `capacity` slots holding prompt `source_rows[r]`, its last logits and its next position.
+    The prompts fill a cache of their own length, so their attention is the causal one of a
+    forward pass (`attention.cached_attention`), and the empty slots are added after."""
+    cache = init_cache(config, tokens.shape[0], tokens.shape[1])
     logits, cache = Phi(config).apply({"params": params}, tokens, positions=positions, segment_ids=segment_ids,
                                       cache=cache, last_logits_only=True)
 
@@ -93,6 +105,7 @@ def _prefill(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: 
     cache = dict(cache, k=tuple(to_rows(x, CACHE_AXES) for x in cache["k"]),
                  v=tuple(to_rows(x, CACHE_AXES) for x in cache["v"]),
                  segment_ids=to_rows(cache["segment_ids"], ("batch", "length")))
+    cache = _with_empty_slots(cache, capacity - tokens.shape[1])
     return cache, to_rows(logits[:, -1], ("batch", "vocab")), jnp.take(positions[:, -1] + 1, source_rows)
 
 
@@ -100,13 +113,7 @@ def _prefill(params: Any, tokens: jax.Array, segment_ids: jax.Array, positions: 
 def _grow(cache: KVCache) -> KVCache:
     """The cache with `CACHE_BLOCK` more empty slots (a new buffer: a larger one cannot reuse the
     old one, so donating it would only warn)."""
-    def pad(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
-        widths = [(0, 0)] * x.ndim
-        widths[names.index("length")] = (0, CACHE_BLOCK)
-        return nn.with_logical_constraint(jnp.pad(x, widths), names)
-
-    return dict(cache, k=tuple(pad(x, CACHE_AXES) for x in cache["k"]), v=tuple(pad(x, CACHE_AXES) for x in cache["v"]),
-                segment_ids=pad(cache["segment_ids"], ("batch", "length")))
+    return _with_empty_slots(cache, CACHE_BLOCK)
 
 
 DecodeState = tuple[jax.Array, KVCache, jax.Array, jax.Array, jax.Array, jax.Array]

@@ -129,6 +129,31 @@ def test_kv_cache_logits_equal_full_forward_at_every_position(params, scan_layer
     assert int(cache["end"]) == 20
 
 
+
+def test_a_call_that_fills_the_whole_cache_equals_a_prefill_into_a_larger_one(params):
+    # 256 tokens: the full-length call runs the forward pass's blocked causal attention, the other
+    # the cache's; a left-padded row checks that padding stays masked on both.
+    ids = np.random.RandomState(4).randint(1, 97, (2, 256))
+    segment_ids = np.ones_like(ids)
+    segment_ids[1, :100] = 0
+    positions = np.maximum(np.cumsum(segment_ids, axis=1) - 1, 0)
+
+    def prefill(capacity: int) -> tuple:
+        return Phi(TINY).apply({"params": params}, jnp.asarray(ids), positions=jnp.asarray(positions),
+                               segment_ids=jnp.asarray(segment_ids), cache=init_cache(TINY, 2, capacity))
+
+    exact_logits, exact_cache = prefill(256)
+    roomy_logits, roomy_cache = prefill(320)
+    real = segment_ids.astype(bool)
+    np.testing.assert_allclose(np.asarray(exact_logits)[real], np.asarray(roomy_logits)[real], atol=1e-5)
+    for name in ("k", "v"):
+        for exact, roomy in zip(exact_cache[name], roomy_cache[name]):
+            # [batch, heads, slots, d]; padding slots hold whatever padding computed, never read
+            np.testing.assert_allclose(np.swapaxes(np.asarray(exact), 1, 2)[real],
+                                       np.swapaxes(np.asarray(roomy)[:, :, :256], 1, 2)[real], atol=1e-5)
+    alone = _forward(TINY, params, ids[1:, 100:])
+    np.testing.assert_allclose(np.asarray(exact_logits)[1, 100:], alone[0], atol=1e-5)
+
 def test_sampler_stops_at_eos_and_samples_reproducibly(params):
     greedy = generate(TINY, params, [[1, 2, 3]], max_new_tokens=10)[0]
     eos = greedy[4]
