@@ -8,15 +8,17 @@ machine falls on both. Each line gives the median tokens/s of each and the min-m
 per-round ratios.
 
     .venv/bin/python benchmarks/eval_sampling_speed.py [--batches 1 8 32 128] [--prompt-lens 64 512] [--new 128]
-        [--cpu-devices N]
+        [--streams N | --cpu-devices N]
 
 On a GPU, the phi-1-sized model in bfloat16 on both sides (JAX's CUDA build beside torch's):
 
     python benchmarks/eval_sampling_speed.py --hidden 2048 --layers 24 --dtype bfloat16 --torch-device cuda
 
-`--cpu-devices N` splits the host into N XLA CPU devices (one per core) and samples with the rows
-spread over them (`generate(..., mesh=make_mesh({"data": -1}))`), as a TPU host or multi-GPU box
-does with its chips; by default JAX sees the whole CPU as one device.
+By default JAX sees the whole CPU as one device, and `generate` decodes the rows in
+`cpu_streams(batch)` groups at the same time (one per core); `--streams 1` measures one group, the
+peer that shows what the streams give. `--cpu-devices N` splits the host into N XLA CPU devices
+(one per core) instead and samples with the rows spread over them
+(`generate(..., mesh=make_mesh({"data": -1}))`), as a TPU host or multi-GPU box does with its chips.
 
 On a machine shared with other jobs, pin both to one core (`OMP_NUM_THREADS=1 taskset -c 1 ...`):
 oversubscribed, torch's worker threads spin and HF slows down far more than XLA, inflating the ratio.
@@ -48,12 +50,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu-devices", type=int, default=1,
                         help="split the host CPU into this many XLA devices and sample on a data mesh over them")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="groups of rows decoded at once on one device (default: generate's choice, "
+                             "one per core on a CPU host)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="weights and compute of both samplers")
     parser.add_argument("--torch-device", default="cpu", help="where HF generate runs, e.g. cuda")
     args = parser.parse_args()
     if args.cpu_devices < 1:
         parser.error(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
+    if args.streams is not None and (args.streams < 1 or (args.cpu_devices > 1 and args.streams != 1)):
+        parser.error(f"--streams must be at least 1, and 1 with --cpu-devices, got {args.streams}")
     if args.cpu_devices > 1:  # read once, when jax starts its CPU client
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.cpu_devices}")
@@ -65,7 +72,7 @@ def main() -> None:
 
     from evaluation.tiny_models import build_hf_model
     from phi1_jax.convert import from_hf
-    from phi1_jax.sampling import generate
+    from phi1_jax.sampling import cpu_streams, generate
     from phi1_jax.sharding import make_mesh
 
     mesh = make_mesh({"data": -1}) if args.cpu_devices > 1 else None
@@ -80,15 +87,15 @@ def main() -> None:
     print(f"Phi: hidden {args.hidden}, {args.layers} layers, vocab {config.vocab_size}, {args.dtype}; "
           f"{args.new} new tokens, greedy; ours on {ours_on} ({jax.devices()[0].device_kind}), HF on {hf_on}; "
           f"{args.repeats} alternating rounds per line")
-    print("| batch | prompt | ours (tokens/s) | HF generate (tokens/s) | ratio ours/HF (min-max) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| batch | prompt | our streams | ours (tokens/s) | HF generate (tokens/s) | ratio ours/HF (min-max) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for prompt_len in args.prompt_lens:
         for batch in args.batches:
             prompts = np.random.default_rng(0).integers(1, config.vocab_size - 1, (batch, prompt_len))
             ids = torch.tensor(prompts, device=args.torch_device)
 
             def ours() -> None:
-                generate(config, params, prompts.tolist(), max_new_tokens=args.new, mesh=mesh)
+                generate(config, params, prompts.tolist(), max_new_tokens=args.new, mesh=mesh, streams=args.streams)
 
             def theirs() -> None:
                 with torch.no_grad():
@@ -104,7 +111,8 @@ def main() -> None:
             ours_rate = statistics.median(tokens / o for o, _ in rounds)
             hf_rate = statistics.median(tokens / t for _, t in rounds)
             ratios = [t / o for o, t in rounds]
-            print(f"| {batch} | {prompt_len} | {ours_rate:,.0f} | {hf_rate:,.0f} | "
+            streams = 1 if mesh is not None else args.streams or cpu_streams(batch)
+            print(f"| {batch} | {prompt_len} | {streams} | {ours_rate:,.0f} | {hf_rate:,.0f} | "
                   f"{min(ratios):.2f}-{max(ratios):.2f}x |", flush=True)
 
 

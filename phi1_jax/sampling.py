@@ -18,12 +18,17 @@ bucket reuse the compiled prefill, decode and growth steps.
 
 With a `mesh`, rows are split over its data-parallel axes and the parameters keep their training
 layout (`phi1_jax.sharding` rules), so a TPU host or a multi-GPU box samples with all its chips.
+On a CPU host with one XLA device, consecutive groups of rows run as concurrent streams, one per
+core (`cpu_streams`). Row r draws step s with `row_keys`, so samples depend on the seed and the
+row's place in the call only, not on batching, streams or devices.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
+import os
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -39,11 +44,21 @@ from phi1_jax.model_config import PhiConfig
 
 _PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this to bound recompilation
 CACHE_BLOCK = 64  # the cache grows by this many slots; attention reads at most this many empty ones
+_MIN_STREAM_ROWS = 4  # rows per CPU stream at least (measured: 2 streams of 4 rows beat 1 of 8)
 
 
-def choose_tokens(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
+def row_keys(rng: jax.Array, step: jax.Array, row_ids: jax.Array) -> jax.Array:
+    """The keys `[rows]` a decode step draws with: row r at step s uses
+    `fold_in(fold_in(rng, s), r)`, so a row's sample depends on its index in the call and not on
+    how the rows are batched, split into streams or spread over devices."""
+    step_key = jax.random.fold_in(rng, step)
+    return jax.vmap(lambda row: jax.random.fold_in(step_key, row))(row_ids)
+
+
+def choose_tokens(logits: jax.Array, keys: jax.Array, temperature: float, top_p: float) -> jax.Array:
     """Next token per row from float32 logits `[batch, vocab]`: argmax at temperature 0, else a
-    sample from the temperature-scaled distribution restricted to the top-p nucleus."""
+    sample with the row's key (`keys [batch]`) from the temperature-scaled distribution restricted
+    to the top-p nucleus."""
     if temperature == 0.0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     logits = logits / temperature
@@ -54,7 +69,7 @@ def choose_tokens(logits: jax.Array, rng: jax.Array, temperature: float, top_p: 
         outside = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p
         threshold = jnp.min(jnp.where(outside, jnp.inf, sorted_logits), axis=-1, keepdims=True)
         logits = jnp.where(logits < threshold, -jnp.inf, logits)
-    return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+    return jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
 
 
 def decode_layout(config: PhiConfig, params: Any) -> tuple[PhiConfig, Any]:
@@ -120,13 +135,14 @@ DecodeState = tuple[jax.Array, KVCache, jax.Array, jax.Array, jax.Array, jax.Arr
 
 
 @functools.partial(jax.jit, static_argnames=("config", "temperature", "top_p", "eos_id"), donate_argnums=(1,))
-def _decode_until_full(params: Any, state: DecodeState, max_new_tokens: jax.Array, rng: jax.Array, *,
-                       config: PhiConfig, temperature: float, top_p: float,
+def _decode_until_full(params: Any, state: DecodeState, max_new_tokens: jax.Array, rng: jax.Array,
+                       row_ids: jax.Array, *, config: PhiConfig, temperature: float, top_p: float,
                        eos_id: Optional[int]) -> tuple[DecodeState, jax.Array]:
     """Decodes from `state` (step, cache, last logits, next positions, done, lengths) until the
     cache is full, every row is done or `max_new_tokens` steps are taken. Returns the new state
     and the tokens of the steps taken, `[batch, CACHE_BLOCK]` from the first of them (done rows
-    get 0). Step s draws with `fold_in(rng, s)`, so how the steps fall into calls does not matter."""
+    get 0). Draws use `row_keys(rng, step, row_ids)`, so how the steps fall into calls does not
+    matter."""
     model = Phi(config)
     first_step, cache = state[0], state[1]
     batch, capacity = cache["segment_ids"].shape
@@ -137,7 +153,7 @@ def _decode_until_full(params: Any, state: DecodeState, max_new_tokens: jax.Arra
 
     def decode_one(carry: tuple) -> tuple:
         (step, cache, last_logits, next_pos, done, lengths), out = carry
-        token = choose_tokens(last_logits, jax.random.fold_in(rng, step), temperature, top_p)
+        token = choose_tokens(last_logits, row_keys(rng, step, row_ids), temperature, top_p)
         out = out.at[:, step - first_step].set(jnp.where(done, 0, token))
         if eos_id is not None:
             finished = ~done & (token == eos_id)
@@ -153,10 +169,13 @@ def _decode_until_full(params: Any, state: DecodeState, max_new_tokens: jax.Arra
 
 def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
              temperature: float = 0.0, top_p: float = 1.0, eos_id: Optional[int] = None, seed: int = 0,
-             mesh: Optional[Mesh] = None) -> list[list[int]]:
+             mesh: Optional[Mesh] = None, streams: Optional[int] = None) -> list[list[int]]:
     """New tokens for each prompt (EOS itself not included), at most `max_new_tokens` each.
     Repeated prompts (n samples of one problem) are prefilled once. With `mesh`, the rows are
-    split over its `data` and `fsdp` axes and the parameters laid out by the training rules."""
+    split over its `data` and `fsdp` axes and the parameters laid out by the training rules.
+    Without, the rows are split into `streams` consecutive groups decoded at the same time
+    (default `cpu_streams(len(prompts))`: more than one only on a CPU host); the samples do not
+    depend on the split."""
     if not prompts:
         return []
     if max_new_tokens <= 0:
@@ -166,7 +185,49 @@ def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *
     empty = [i for i, prompt in enumerate(prompts) if len(prompt) == 0]
     if empty:
         raise ValueError(f"prompts {empty} are empty; every prompt needs at least one token")
+    if streams is not None and (streams < 1 or (mesh is not None and streams != 1)):
+        raise ValueError(f"streams must be at least 1, and 1 with a mesh (its devices split the rows), got {streams}")
     config, params = decode_layout(config, params)
+    sample = functools.partial(_generate_rows, config, params, max_new_tokens=max_new_tokens,
+                               temperature=float(temperature), top_p=float(top_p), eos_id=eos_id, seed=seed,
+                               mesh=mesh)
+    if streams is None:
+        streams = 1 if mesh is not None else cpu_streams(len(prompts))
+    if streams == 1:
+        return sample(prompts, 0)
+    size = -(-len(prompts) // streams)
+    device = jax.config.jax_default_device  # the caller's `jax.default_device`, which threads do not inherit
+
+    def sample_group(first: int) -> list[list[int]]:
+        with jax.default_device(device):
+            return sample(prompts[first:first + size], first)
+
+    with concurrent.futures.ThreadPoolExecutor(streams) as pool:
+        return [tokens for part in pool.map(sample_group, range(0, len(prompts), size)) for tokens in part]
+
+
+def cpu_streams(rows: int) -> int:
+    """How many groups of rows `generate` decodes at the same time without a mesh: on a host whose
+    only XLA device is its CPU, one per core (a power of two, each of at least
+    `_MIN_STREAM_ROWS` rows), else 1.
+
+    XLA:CPU runs a decode step's ops mostly one after another: an attention dot over the cache is a
+    matrix-vector product that its dot emitter runs on one thread, and its thunk executor hands a
+    ready op to another thread only when several are ready at once. Two programs running at the
+    same time keep both cores busy: 1.1-1.5x more tokens/s at 8 to 128 rows on 2 cores
+    (`benchmarks/eval_sampling_speed.py` against `--streams 1`). More cores are not measured."""
+    if jax.default_backend() != "cpu" or len(jax.local_devices()) != 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    streams = max(1, min(cores, rows // _MIN_STREAM_ROWS))
+    return 1 << (streams.bit_length() - 1)
+
+
+def _generate_rows(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], first_row: int, *,
+                   max_new_tokens: int, temperature: float, top_p: float, eos_id: Optional[int], seed: int,
+                   mesh: Optional[Mesh]) -> list[list[int]]:
+    """`generate` for validated `prompts` in the decode layout, as rows `first_row` onwards of
+    the call (their sampling keys): one prefill, then the decode loop and cache growth."""
     distinct: dict[tuple[int, ...], int] = {}
     source_rows = [distinct.setdefault(tuple(prompt), len(distinct)) for prompt in prompts]
     shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
@@ -181,9 +242,10 @@ def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *
     source = np.zeros((rows,), np.int32)
     source[:len(prompts)] = source_rows
     live = np.arange(rows) < len(prompts)
+    row_ids = first_row + np.arange(rows, dtype=np.int32)
     capacity = (prompt_len // CACHE_BLOCK + 1) * CACHE_BLOCK  # room for at least one new token
     rng = jax.random.key(seed)
-    static = dict(config=config, temperature=float(temperature), top_p=float(top_p), eos_id=eos_id)
+    static = dict(config=config, temperature=temperature, top_p=top_p, eos_id=eos_id)
     with contextlib.ExitStack() as context:
         if mesh is not None:
             context.enter_context(sharding.activate(mesh))
@@ -191,14 +253,14 @@ def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *
             params = jax.device_put(params, _params_sharding(config, mesh))
             tokens, segment_ids, positions = (jax.device_put(x, sharding.batch_sharding(mesh))
                                               for x in (tokens, segment_ids, positions))
-            source, live = jax.device_put(source, per_row), jax.device_put(live, per_row)
+            source, live, row_ids = (jax.device_put(x, per_row) for x in (source, live, row_ids))
         cache, logits, next_pos = _prefill(params, tokens, segment_ids, positions, source, config=config,
                                            capacity=capacity)
         state = (jnp.zeros((), jnp.int32), cache, logits, next_pos, ~live, jnp.full((rows,), max_new_tokens, jnp.int32))
         out = np.zeros((rows, max_new_tokens), np.int32)
         while True:
             first = int(state[0])
-            state, block = _decode_until_full(params, state, np.int32(max_new_tokens), rng, **static)
+            state, block = _decode_until_full(params, state, np.int32(max_new_tokens), rng, row_ids, **static)
             taken = int(state[0]) - first
             out[:, first:first + taken] = np.asarray(block)[:, :taken]
             if first + taken >= max_new_tokens or np.all(np.asarray(state[4])):

@@ -14,6 +14,7 @@ from phi1_jax import Phi, PhiConfig, init_cache, init_params
 from phi1_jax.default_config import load_config_file
 from phi1_jax.layer_stacking import stack_layers
 from phi1_jax.sampling import generate
+from phi1_jax.sharding import make_mesh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = PhiConfig(vocab_size=97, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
@@ -154,6 +155,7 @@ def test_a_call_that_fills_the_whole_cache_equals_a_prefill_into_a_larger_one(pa
     alone = _forward(TINY, params, ids[1:, 100:])
     np.testing.assert_allclose(np.asarray(exact_logits)[1, 100:], alone[0], atol=1e-5)
 
+
 def test_sampler_stops_at_eos_and_samples_reproducibly(params):
     greedy = generate(TINY, params, [[1, 2, 3]], max_new_tokens=10)[0]
     eos = greedy[4]
@@ -167,6 +169,10 @@ def test_sampler_stops_at_eos_and_samples_reproducibly(params):
 def test_sampler_rejects_bad_requests(params):
     with pytest.raises(ValueError, match=r"prompts \[1\] are empty"):
         generate(TINY, params, [[1], []], max_new_tokens=4)
+    with pytest.raises(ValueError, match="streams must be at least 1"):
+        generate(TINY, params, [[1]], max_new_tokens=4, streams=0)
+    with pytest.raises(ValueError, match="and 1 with a mesh"):
+        generate(TINY, params, [[1], [2]], max_new_tokens=4, streams=2, mesh=make_mesh({"data": -1}))
     with pytest.raises(ValueError, match="top_p"):
         generate(TINY, params, [[1]], max_new_tokens=4, top_p=0.0)
 

@@ -1,18 +1,23 @@
 """The KV-cache sampler's decode path beyond plain greedy parity (which test_model.py and
 test_convert.py check): a cache that grows block by block as the sampler decodes, one prefill shared by the
-samples of a prompt, one compilation per shape bucket, and sampling over a mesh of 8 simulated
-CPU devices with the parameters laid out as in training."""
+samples of a prompt, one compilation per shape bucket, rows decoded in concurrent streams (a CPU
+host's default), and sampling over a mesh of 8 simulated CPU devices with the parameters laid out
+as in training."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phi1_jax import Phi, PhiConfig, init_cache, init_params
+from phi1_jax import Phi, PhiConfig, init_cache, init_params, sampling
 from phi1_jax.layer_stacking import stack_layers
-from phi1_jax.sampling import CACHE_BLOCK, choose_tokens, generate
+from phi1_jax.sampling import CACHE_BLOCK, choose_tokens, generate, row_keys
 from phi1_jax.sharding import make_mesh
 
 TINY = PhiConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4,
@@ -25,9 +30,9 @@ def params():
     return init_params(TINY, jax.random.key(0))
 
 
-def _decode_by_full_forward(config, params, prompt, steps, temperature=0.0, seed=0):
+def _decode_by_full_forward(config, params, prompt, steps, temperature=0.0, seed=0, row=0):
     """Decoding one prompt with no cache: a full forward over the whole sequence for every new
-    token, which is drawn as `generate` draws step s of a one-row batch (greedy at temperature 0).
+    token, which is drawn as `generate` draws step s of row `row` (greedy at temperature 0).
     The buffer is right-padded to a fixed length (causal attention never looks right), so one
     compilation serves every step."""
     forward = jax.jit(lambda ids: Phi(config).apply({"params": params}, ids))
@@ -35,8 +40,8 @@ def _decode_by_full_forward(config, params, prompt, steps, temperature=0.0, seed
     tokens[0, :len(prompt)] = prompt
     for step, t in enumerate(range(len(prompt), len(prompt) + steps)):
         logits = forward(tokens)[:, t - 1]
-        rng = jax.random.fold_in(jax.random.key(seed), step)
-        tokens[0, t] = int(choose_tokens(logits, rng, temperature, 1.0)[0])
+        keys = row_keys(jax.random.key(seed), step, jnp.full((1,), row, jnp.int32))
+        tokens[0, t] = int(choose_tokens(logits, keys, temperature, 1.0)[0])
     return tokens[0, len(prompt):].tolist()
 
 
@@ -85,6 +90,43 @@ def test_repeated_prompts_share_a_prefill_and_decode_as_if_alone(params):
     # Sampled copies of one prompt still draw their own tokens.
     sampled = generate(TINY, params, [PROMPTS[0]] * 6, max_new_tokens=12, temperature=1.0, seed=3)
     assert len({tuple(s) for s in sampled}) > 1
+
+
+def test_rows_decoded_in_streams_draw_what_one_stream_draws(params, monkeypatch):
+    """Streams (groups of rows decoded at once, what a CPU host runs) change nothing a row draws:
+    its keys follow its index in the call, and copies of a prompt may fall in different streams."""
+    prompts = PROMPTS * 2 + [PROMPTS[0]]
+    sampling_kwargs = dict(max_new_tokens=10, temperature=1.0, seed=11)
+    one = generate(TINY, params, prompts, streams=1, **sampling_kwargs)
+    assert len({tuple(tokens) for tokens in one}) == len(one)
+    assert one[6] == _decode_by_full_forward(TINY, params, prompts[6], 10, temperature=1.0, seed=11, row=6)
+    prefill_devices = []
+
+    def recording_prefill(*args, **kwargs):
+        out = real_prefill(*args, **kwargs)
+        prefill_devices.append(out[1].devices())
+        return out
+
+    real_prefill = sampling._prefill
+    monkeypatch.setattr(sampling, "_prefill", recording_prefill)
+    with jax.default_device(jax.devices()[3]):
+        assert generate(TINY, params, prompts, streams=2, **sampling_kwargs) == one
+    assert prefill_devices == [{jax.devices()[3]}] * 2, "each stream runs on the caller's default device"
+    assert generate(TINY, params, prompts, streams=4, **sampling_kwargs) == one
+    assert generate(TINY, params, prompts, max_new_tokens=10, streams=3) == \
+        generate(TINY, params, prompts, max_new_tokens=10, streams=1)
+
+
+def test_cpu_streams_split_rows_only_for_a_lone_cpu_device():
+    assert len(jax.local_devices()) == 8, "tests/conftest.py simulates 8 CPU devices"
+    assert sampling.cpu_streams(64) == 1  # 8 devices: the evaluator already spreads batches over them
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    probe = "from phi1_jax.sampling import cpu_streams; print(*(cpu_streams(rows) for rows in (1, 7, 8, 64)))"
+    counts = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cores = len(os.sched_getaffinity(0))
+    assert counts.stdout.split() == [str(n) for n in (1, 1, min(2, 1 << (cores.bit_length() - 1)),
+                                                      1 << (min(cores, 16).bit_length() - 1))]
 
 
 def test_calls_in_one_shape_bucket_compile_once(params):
