@@ -1,9 +1,10 @@
 """Where a decode step of `phi1_jax.sampling.generate` spends its time, read from XLA's own
 profile (a profile, not a comparison: `eval_sampling_speed.py` measures us against HF generate).
 
-It samples once to compile, then traces a second identical `generate` call with `jax.profiler`,
-reads the per-op events back with `jax.profiler.ProfileData`, keeps those of the decode loop
-(`_decode_until_full`) and splits their time per decode step into the matmuls (YNNPACK fusions),
+It samples once to compile, then traces a second identical `generate` call (one stream of rows,
+so one decode loop) with `jax.profiler`, reads the per-op events back with
+`jax.profiler.ProfileData`, keeps those of the decode loop (`_decode_until_full`) and splits
+their time per decode step into the matmuls (YNNPACK fusions),
 the attention dots over the KV cache (XLA:CPU's own dot emitter) and everything else. Traced times
 include the profiler's own overhead, so compare the parts with each other, and the untraced time
 of the whole call (printed first) for scale.
@@ -55,13 +56,13 @@ def main() -> None:
                        num_layers=args.layers, num_heads=args.hidden // 64)
     params = init_params(config, jax.random.key(0))
     prompts = np.random.default_rng(0).integers(1, config.vocab_size, (args.batch, args.prompt_len)).tolist()
-    generate(config, params, prompts, max_new_tokens=args.new)  # compile
+    generate(config, params, prompts, max_new_tokens=args.new, streams=1)  # compile
     start = time.perf_counter()
-    generate(config, params, prompts, max_new_tokens=args.new)
+    generate(config, params, prompts, max_new_tokens=args.new, streams=1)
     untraced = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as trace_dir:
         jax.profiler.start_trace(trace_dir)
-        generate(config, params, prompts, max_new_tokens=args.new)
+        generate(config, params, prompts, max_new_tokens=args.new, streams=1)
         jax.profiler.stop_trace()
         (trace,) = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
         profile = ProfileData.from_file(trace)
