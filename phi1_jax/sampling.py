@@ -214,8 +214,9 @@ def cpu_streams(rows: int) -> int:
     XLA:CPU runs a decode step's ops mostly one after another: an attention dot over the cache is a
     matrix-vector product that its dot emitter runs on one thread, and its thunk executor hands a
     ready op to another thread only when several are ready at once. Two programs running at the
-    same time keep both cores busy: 1.1-1.5x more tokens/s at 8 to 128 rows on 2 cores
-    (`benchmarks/eval_sampling_speed.py` against `--streams 1`). More cores are not measured."""
+    same time keep both cores busy: on 2 cores, at prompt 64 and 8 to 128 rows, 1.1-1.5x the
+    single stream's ratio to HF generate; about even at prompt 512, where reading the cache sets
+    the pace (`benchmarks/eval_sampling_speed.py` against `--streams 1`). More cores: not measured."""
     if jax.default_backend() != "cpu" or len(jax.local_devices()) != 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
