@@ -57,6 +57,15 @@ def main() -> None:
                         help="weights and compute of both samplers")
     parser.add_argument("--torch-device", default="cpu", help="where HF generate runs, e.g. cuda")
     args = parser.parse_args()
+    for name in ("batches", "prompt_lens", "new", "layers", "repeats"):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {values}")
+    if args.hidden < 64 or args.hidden % 64:
+        parser.error(f"--hidden must be a positive multiple of 64 (heads of 64 dims), got {args.hidden}")
+    if max(args.prompt_lens) + args.new > 2048:
+        parser.error(f"a prompt of {max(args.prompt_lens)} plus {args.new} new tokens passes the model's "
+                     "2048 positions")
     if args.cpu_devices < 1:
         parser.error(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
     if args.streams is not None and (args.streams < 1 or (args.cpu_devices > 1 and args.streams != 1)):

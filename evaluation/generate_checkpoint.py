@@ -2,8 +2,9 @@
 the prompts are tokenized with the vocabulary the checkpoint carries, grouped into batches of
 similar length, and decoded with `phi1_jax.sampling.generate` (batched, KV cache, greedy or
 temperature/top-p, EOS; the `--n` copies of a prompt sit next to each other, so a batch prefills
-each prompt once), one batch at a time on each local device in parallel. The text is cut at
-the stop sequences after decoding.
+each prompt once), one batch at a time on each local device in parallel (where the CPU is the
+only device, `generate` itself decodes a batch as concurrent streams, one per core). The text is
+cut at the stop sequences after decoding.
 
 Batches and their seeds are fixed before they are handed to devices, so the samples do not depend
 on how many devices there are.

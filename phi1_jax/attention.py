@@ -9,7 +9,8 @@ alike, and the two implementations chosen by `config.model.attention`.
   while training.
 
 With a KV cache (prefill and decode in `phi1_jax.sampling`) both use `cached_attention`, which
-reads the cache buffers in place.
+reads the cache buffers in place, or, for a call that fills its whole cache (the sampler's
+prefill), attends over the call's own keys as a forward pass does.
 
 Every key slot carries a segment id (0 = empty or padding) and a slot index; a query attends to a
 key when both are in the same non-zero segment and the key's slot is not after the query's.
