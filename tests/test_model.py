@@ -1,5 +1,6 @@
-"""The Flax model on its own: phi-1's exact size, packed documents, the KV cache, the two attention
-implementations, the layer layouts, and the sampler against plain full-forward greedy decoding."""
+"""The Flax model on its own: phi-1's exact size, packed documents, the KV cache (a call that fills
+it included), the two attention implementations, the layer layouts, and the sampler's EOS,
+reproducibility and refusals of bad requests."""
 
 from __future__ import annotations
 

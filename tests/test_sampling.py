@@ -1,8 +1,8 @@
-"""The KV-cache sampler's decode path beyond plain greedy parity (which test_model.py and
-test_convert.py check): a cache that grows block by block as the sampler decodes, one prefill shared by the
-samples of a prompt, one compilation per shape bucket, rows decoded in concurrent streams (a CPU
-host's default), and sampling over a mesh of 8 simulated CPU devices with the parameters laid out
-as in training."""
+"""The KV-cache sampler against full forward passes (greedy and sampled, float32 and bfloat16)
+and its decode path: a cache that grows block by block as the sampler decodes, one prefill shared
+by the samples of a prompt, one compilation per shape bucket, rows decoded in concurrent streams
+(a CPU host's default), and sampling over a mesh of 8 simulated CPU devices with the parameters
+laid out as in training. HF parity of the tokens is in test_convert.py."""
 
 from __future__ import annotations
 
