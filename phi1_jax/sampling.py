@@ -215,8 +215,8 @@ def cpu_streams(rows: int) -> int:
     matrix-vector product that its dot emitter runs on one thread, and its thunk executor hands a
     ready op to another thread only when several are ready at once. Two programs running at the
     same time keep both cores busy: on 2 cores, at prompt 64 and 8 to 128 rows, 1.1-1.5x the
-    single stream's ratio to HF generate; about even at prompt 512, where reading the cache sets
-    the pace (`benchmarks/eval_sampling_speed.py` against `--streams 1`). More cores: not measured."""
+    single stream's ratio to HF generate; 0.9-1.5x at prompt 512, where reading the cache sets the
+    pace (`benchmarks/eval_sampling_speed.py` against `--streams 1`). More cores: not measured."""
     if jax.default_backend() != "cpu" or len(jax.local_devices()) != 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
