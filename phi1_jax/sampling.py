@@ -76,14 +76,26 @@ def decode_layout(config: PhiConfig, params: Any) -> tuple[PhiConfig, Any]:
     """The config and parameters the sampler runs: one subtree per layer, no remat. A scanned
     stack would copy the whole cache in and out of the scan at every step. Callers that sample
     many batches convert once; `generate` converts stacked parameters itself (a copy per call)."""
-    decode_config = config.replace(scan_layers=False, remat_policy="none")
-    return decode_config, unstack_layers(params) if is_stacked(params) else params
+    return decode_config(config), unstack_layers(params) if is_stacked(params) else params
+
+
+def decode_config(config: PhiConfig) -> PhiConfig:
+    """The sampler's config of a model (see `decode_layout`)."""
+    return config.replace(scan_layers=False, remat_policy="none")
 
 
 def _row_bucket(rows: int, multiple: int) -> int:
     """Rows padded to the next power of two, then to a multiple of the data-parallel devices."""
     rows = 1 << (rows - 1).bit_length()
     return -(-rows // multiple) * multiple
+
+
+def _call_shape(rows: int, distinct: int, longest_prompt: int, mesh: Optional[Mesh]) -> tuple[int, int, int, int]:
+    """(decode rows, prefill rows, prompt length, first cache capacity) of a call, in buckets."""
+    shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    prompt_len = -(-longest_prompt // _PROMPT_BUCKET) * _PROMPT_BUCKET
+    capacity = (prompt_len // CACHE_BLOCK + 1) * CACHE_BLOCK  # room for at least one new token
+    return _row_bucket(rows, shards), _row_bucket(distinct, shards), prompt_len, capacity
 
 
 @functools.lru_cache(maxsize=None)
@@ -231,10 +243,9 @@ def _generate_rows(config: PhiConfig, params: Any, prompts: Sequence[Sequence[in
     the call (their sampling keys): one prefill, then the decode loop and cache growth."""
     distinct: dict[tuple[int, ...], int] = {}
     source_rows = [distinct.setdefault(tuple(prompt), len(distinct)) for prompt in prompts]
-    shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
-    rows = _row_bucket(len(prompts), shards)
-    prompt_len = -(-max(len(p) for p in distinct) // _PROMPT_BUCKET) * _PROMPT_BUCKET
-    tokens = np.zeros((_row_bucket(len(distinct), shards), prompt_len), np.int32)
+    rows, distinct_rows, prompt_len, capacity = _call_shape(len(prompts), len(distinct),
+                                                            max(len(p) for p in distinct), mesh)
+    tokens = np.zeros((distinct_rows, prompt_len), np.int32)
     segment_ids = np.zeros_like(tokens)
     for row, prompt in enumerate(distinct):
         tokens[row, prompt_len - len(prompt):] = prompt
@@ -244,7 +255,6 @@ def _generate_rows(config: PhiConfig, params: Any, prompts: Sequence[Sequence[in
     source[:len(prompts)] = source_rows
     live = np.arange(rows) < len(prompts)
     row_ids = first_row + np.arange(rows, dtype=np.int32)
-    capacity = (prompt_len // CACHE_BLOCK + 1) * CACHE_BLOCK  # room for at least one new token
     rng = jax.random.key(seed)
     static = dict(config=config, temperature=temperature, top_p=top_p, eos_id=eos_id)
     with contextlib.ExitStack() as context:
@@ -269,3 +279,39 @@ def _generate_rows(config: PhiConfig, params: Any, prompts: Sequence[Sequence[in
             state = (state[0], _grow(state[1]), *state[2:])
     lengths = np.asarray(state[5])
     return [out[row, :lengths[row]].tolist() for row in range(len(prompts))]
+
+
+def compile_programs(config: PhiConfig, mesh: Mesh, rows: int, prompt_len: int,
+                     max_new_tokens: int) -> dict[str, Any]:
+    """The prefill and decode programs that `generate(config, params, prompts, mesh=mesh)` runs for
+    `rows` distinct prompts of `prompt_len` tokens, compiled ahead of time for the mesh's devices
+    (abstract TPU devices included: `phi1_jax.preflight`). The decode program is the one of the
+    call's last and largest cache, holding the prompt and `max_new_tokens` tokens."""
+    config = decode_config(config)
+    rows, distinct_rows, prompt_len, capacity = _call_shape(rows, rows, prompt_len, mesh)
+    last_capacity = capacity + max(0, -(-(prompt_len + max_new_tokens - capacity) // CACHE_BLOCK)) * CACHE_BLOCK
+
+    def placed(shape: tuple[int, ...], dtype: Any, where: Any) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=where)
+
+    params = jax.tree.map(lambda a, s: placed(a.shape, a.dtype, s),
+                          jax.eval_shape(functools.partial(init_params, config, jax.random.key(0))),
+                          _params_sharding(config, mesh))
+    with sharding.activate(mesh):
+        per_row = sharding.logical_to_sharding(PartitionSpec("batch"), mesh)
+        prompts = placed((distinct_rows, prompt_len), jnp.int32, sharding.batch_sharding(mesh))
+        source = placed((rows,), jnp.int32, per_row)
+        prefill = _prefill.lower(params, prompts, prompts, prompts, source, config=config,
+                                 capacity=capacity).compile()
+        cache, logits, next_pos = jax.eval_shape(functools.partial(_prefill, config=config, capacity=last_capacity),
+                                                 params, prompts, prompts, prompts, source)
+        cache, logits, next_pos = jax.tree.map(lambda a, s: placed(a.shape, a.dtype, s),
+                                               (cache, logits, next_pos), prefill.output_shardings)
+        scalar = sharding.replicated(mesh)
+        state = (placed((), jnp.int32, scalar), cache, logits, next_pos, placed((rows,), jnp.bool_, per_row),
+                 placed((rows,), jnp.int32, per_row))
+        key = jax.eval_shape(lambda: jax.random.key(0))
+        decode = _decode_until_full.lower(params, state, placed((), jnp.int32, scalar),
+                                          placed(key.shape, key.dtype, scalar), source, config=config,
+                                          temperature=0.0, top_p=1.0, eos_id=None).compile()
+    return {"prefill": prefill, "decode": decode}

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import flax.linen as nn
 import jax
-import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -56,13 +56,22 @@ def mesh_shape(axes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def make_mesh(axes: Mapping[str, int], devices: list[jax.Device] | None = None) -> Mesh:
-    """The training mesh; `jax.make_mesh` orders devices so the inner axes ride the fastest links."""
-    devices = jax.devices() if devices is None else devices
+def make_mesh(axes: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """The training mesh over `devices` (default: all). `jax.make_mesh` orders the devices so the
+    inner axes ride the fastest links; over several TPU slices (devices with a `slice_index`), the
+    `data` axis spans the slices, so only data-parallel gradients cross the data-centre network."""
+    devices = jax.devices() if devices is None else list(devices)
     shape = mesh_shape(axes, len(devices))
-    if devices == jax.devices():
-        return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 3)
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
+    slices = len({getattr(device, "slice_index", 0) for device in devices})
+    if slices == 1:
+        return jax.make_mesh(shape, MESH_AXES, axis_types=auto, devices=devices)
+    if shape[0] % slices:
+        raise ValueError(f"mesh {dict(zip(MESH_AXES, shape))} over {slices} TPU slices: mesh.data must be a "
+                         f"multiple of the slices (e.g. --config.mesh.data={slices} --config.mesh.fsdp=-1)")
+    within = (shape[0] // slices, *shape[1:])
+    grid = mesh_utils.create_hybrid_device_mesh(within, (slices, 1, 1), devices)
+    return Mesh(grid, MESH_AXES, axis_types=auto)
 
 
 @contextlib.contextmanager

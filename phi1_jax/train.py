@@ -38,7 +38,8 @@ from phi1_jax.model_config import PhiConfig
 from phi1_jax.optimizer import learning_rate_schedule, make_optimizer
 from phi1_jax.train_step import TrainState, eval_step, init_state, train_step
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
+# The --config flag of every command that takes a run config (this one and phi1_jax.preflight).
+CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/*.py file", lock_config=True)
 
 
 class ConfigError(ValueError):
@@ -47,24 +48,32 @@ class ConfigError(ValueError):
 
 def check_config(config: ml_collections.ConfigDict) -> PhiConfig:
     """Everything that can be checked cheaply, so a bad run fails in seconds, not after compiling."""
-    try:
-        model_config = PhiConfig.from_dict(config.model)
-        learning_rate_schedule(config.train)
-        sharding.mesh_shape(config.mesh, jax.device_count())
-    except ValueError as error:
-        raise ConfigError(str(error)) from error
-    train = config.train
-    rows_per_host, leftover = divmod(train.global_batch_size, jax.process_count())
-    if leftover or rows_per_host % train.microbatches:
-        raise ConfigError(f"train.global_batch_size {train.global_batch_size} must split evenly over "
-                          f"{jax.process_count()} hosts and then {train.microbatches} microbatches")
-    if train.seq_len > model_config.max_position_embeddings:
-        raise ConfigError(f"train.seq_len {train.seq_len} exceeds model.max_position_embeddings "
-                          f"{model_config.max_position_embeddings}")
+    model_config = check_run_shape(config, jax.device_count(), jax.process_count())
     _check_data_paths(config.data)
     if train.init_from and not epath.Path(train.init_from).exists():
         raise ConfigError(f"train.init_from: no checkpoint at {train.init_from}")
     _check_writable(config.workdir)
+    return model_config
+
+
+def check_run_shape(config: ml_collections.ConfigDict, device_count: int, process_count: int) -> PhiConfig:
+    """What the config alone decides, for a run on `device_count` devices of `process_count` hosts
+    (this machine's, or a pod's for `phi1_jax.preflight`): the model, the schedule, the mesh, and
+    the batch split over hosts and microbatches."""
+    try:
+        model_config = PhiConfig.from_dict(config.model)
+        learning_rate_schedule(config.train)
+        sharding.mesh_shape(config.mesh, device_count)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    train = config.train
+    rows_per_host, leftover = divmod(train.global_batch_size, process_count)
+    if leftover or rows_per_host % train.microbatches:
+        raise ConfigError(f"train.global_batch_size {train.global_batch_size} must split evenly over "
+                          f"{process_count} hosts and then {train.microbatches} microbatches")
+    if train.seq_len > model_config.max_position_embeddings:
+        raise ConfigError(f"train.seq_len {train.seq_len} exceeds model.max_position_embeddings "
+                          f"{model_config.max_position_embeddings}")
     return model_config
 
 
@@ -163,7 +172,7 @@ def build(config: ml_collections.ConfigDict, model_config: PhiConfig, mesh: jax.
         step=jax.jit(functools.partial(train_step, model_config, tx, config.train.microbatches),
                      in_shardings=(state_sharding, batch_sharding), out_shardings=(state_sharding, replicated),
                      donate_argnums=0),
-        eval=jax.jit(functools.partial(eval_step, model_config),
+        eval=jax.jit(functools.partial(eval_step, model_config, config.train.microbatches),
                      in_shardings=(state_sharding.params, batch_sharding), out_shardings=replicated),
     )
 
@@ -350,29 +359,29 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.lr=3e-4")
-    if _CONFIG.value is None:
+    if CONFIG.value is None:
         raise app.UsageError("--config=configs/<name>.py is required")
     _initialize_distributed()
     try:
-        summary = train(_CONFIG.value)
+        summary = train(CONFIG.value)
     except (ConfigError, train_checkpoint.RestoreError) as error:
         sys.exit(f"phi1_jax.train: error: {error}")
     print(f"done: step {summary['step']}, checkpoints in {summary['checkpoint_dir']}", file=sys.stderr)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str], program: str = "phi1_jax.train") -> list[str]:
     """absl's parsing, with a bad `--config.*` override reported in one line instead of a traceback
     (ml_collections raises plain KeyError/AttributeError/TypeError for unknown or ill-typed fields)."""
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
-        sys.exit(f"phi1_jax.train: error: {error}")
+        sys.exit(f"{program}: error: {error}")
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         while error.args and isinstance(error.args[0], BaseException):  # AttributeError(KeyError(msg))
             error = error.args[0]
         reason = str(error.args[0] if error.args else error).replace("\n", " ")
         given = " ".join(a for a in argv[1:] if a.startswith("--config."))
-        sys.exit(f"phi1_jax.train: error: bad config override: {reason} (given: {given})")
+        sys.exit(f"{program}: error: bad config override: {reason} (given: {given})")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,17 @@ def train_step(config: PhiConfig, tx: optax.GradientTransformation, microbatches
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(config: PhiConfig, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """(sum of token losses, number of target tokens), to be summed over eval batches."""
-    return loss_sums(config, params, batch, None)
+def eval_step(config: PhiConfig, microbatches: int, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    """(sum of token losses, number of target tokens), to be summed over eval batches. The batch
+    is taken in the train step's microbatches: the logits of a whole global batch (phi-1 on a v4-32:
+    64 rows x 2048 x 51200 float32 per chip, 27 GB) need not fit where the train step does."""
+    if microbatches == 1:
+        return loss_sums(config, params, batch, None)
+
+    def accumulate(carry: tuple[jax.Array, jax.Array], micro: Batch) -> tuple[tuple[jax.Array, jax.Array], None]:
+        micro = jax.tree.map(lambda x: nn.with_logical_constraint(x, ("batch", "length")), micro)
+        loss, weight = loss_sums(config, params, micro, None)
+        return (carry[0] + loss, carry[1] + weight), None
+
+    zeros = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+    return jax.lax.scan(accumulate, zeros, split_microbatches(batch, microbatches))[0]
