@@ -167,6 +167,8 @@ def _train_programs(config: ml_collections.ConfigDict, model_config: PhiConfig, 
                 result.compiled_flops = compiled_cost.flops(compiled)
                 result.collectives = compiled_cost.collectives(compiled.as_text())
             yield result
+            if not result.fits:
+                return  # the search that follows compiles the eval step with each candidate
         if "eval_step" in names:
             result, _ = _compile("eval_step", lambda: program.eval.lower(state.params, batch))
             result.argument_parts = dict(parts)
@@ -219,7 +221,7 @@ def compile_run(config: ml_collections.ConfigDict, where: Target, programs: tupl
     return results
 
 
-def _with(config: ml_collections.ConfigDict, microbatches: int, remat: str) -> ml_collections.ConfigDict:
+def with_change(config: ml_collections.ConfigDict, microbatches: int, remat: str) -> ml_collections.ConfigDict:
     changed = ml_collections.ConfigDict(config.to_dict())
     changed.train.microbatches = microbatches
     changed.model.remat_policy = remat
@@ -229,7 +231,8 @@ def _with(config: ml_collections.ConfigDict, microbatches: int, remat: str) -> m
 def candidates(config: ml_collections.ConfigDict, where: Target) -> list[tuple[int, str]]:
     """(microbatches, remat policy) to try, smallest change first: the configured remat with
     microbatches doubled up to what the batch allows (each must keep whole rows on every
-    data-parallel device, on every host), then each stronger remat policy the same way."""
+    data-parallel device, on every host), then each stronger remat policy from the configured
+    microbatches up. The configured pair itself is not among them."""
     train = config.train
     mesh = sharding.mesh_shape(config.mesh, len(where.devices))
     data_parallel = mesh[0] * mesh[1]
@@ -240,10 +243,10 @@ def candidates(config: ml_collections.ConfigDict, where: Target) -> list[tuple[i
         k *= 2
     configured = config.model.remat_policy
     stronger = _REMAT_ORDER[_REMAT_ORDER.index(configured) + 1:] if configured in _REMAT_ORDER else ()
-    return [(k, configured) for k in counts] + [(k, remat) for remat in stronger for k in counts]
+    return [(k, configured) for k in counts[1:]] + [(k, remat) for remat in stronger for k in counts]
 
 
-def _override(config: ml_collections.ConfigDict, microbatches: int, remat: str) -> str:
+def override_flags(config: ml_collections.ConfigDict, microbatches: int, remat: str) -> str:
     changes = []
     if microbatches != config.train.microbatches:
         changes.append(f"--config.train.microbatches={microbatches}")
@@ -258,7 +261,9 @@ def search(config: ml_collections.ConfigDict, where: Target, *, first_only: bool
     (all candidates are compiled unless `first_only`), calling `report` after each."""
     found = None
     for microbatches, remat in candidates(config, where):
-        results = compile_run(_with(config, microbatches, remat), where, ("train_step", "eval_step"))
+        results = compile_run(with_change(config, microbatches, remat), where, ("train_step", "eval_step"))
+        if len(results) == 1:  # the train step did not fit, so the eval step was not compiled
+            results.append(ProgramResult("eval_step", False, 0.0, error="not compiled"))
         report(microbatches, remat, results)
         if all(r.fits for r in results) and found is None:
             found = (microbatches, remat)
@@ -337,7 +342,7 @@ def run(config: ml_collections.ConfigDict, config_name: str, where: Target, prog
     else:
         fix = search(config, where, first_only=True)
         remedy = ("no microbatch count or remat policy fits: use a larger slice or more tensor parallelism"
-                  if fix is None else f"the smallest change that fits (compiled): {_override(config, *fix)}")
+                  if fix is None else f"the smallest change that fits (compiled): {override_flags(config, *fix)}")
     raise DoesNotFit(_no_fit_message(config_name, where, failed[0], remedy))
 
 

@@ -16,10 +16,13 @@ reports both when a program does not fit).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
-from typing import Any
+import sys
+import tempfile
+from typing import Any, Iterator
 
 GIB = 2**30
 
@@ -106,13 +109,33 @@ def abstract_devices(accelerator: str, slices: int = 1) -> list[Any]:
         raise ImportError("compiling for a TPU on this host needs libtpu: "
                           "pip install -c constraints.txt libtpu (or pip install -e '.[test]')") from error
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # a CPU host has no TPU metadata server to ask
+    # libtpu locks /tmp/libtpu_lockfile so that two processes cannot drive one TPU; compiling only,
+    # several processes (parallel tests, a preflight beside a benchmark) may load it at once.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies
 
-    try:
-        topology = topologies.get_topology_desc(
-            platform="tpu", topology_name=spec.topology_name, chip_config_name=spec.generation.chip_config,
-            chips_per_host_bounds=spec.chips_per_host_bounds, num_slices=slices,
-            wrap=(False,) * 3)
-    except (RuntimeError, ValueError, jax.errors.JaxRuntimeError) as error:
-        raise ValueError(f"libtpu cannot lay out {slices} x {accelerator} ({spec.topology_name}): {error}") from error
+    with _libtpu_log() as log:
+        try:
+            topology = topologies.get_topology_desc(
+                platform="tpu", topology_name=spec.topology_name, chip_config_name=spec.generation.chip_config,
+                chips_per_host_bounds=spec.chips_per_host_bounds, num_slices=slices, wrap=(False,) * 3)
+        except (RuntimeError, ValueError, jax.errors.JaxRuntimeError) as error:
+            raise ValueError(f"libtpu cannot lay out {slices} x {accelerator} ({spec.topology_name}): {error}; "
+                             f"its log: {log.read().strip()[-500:]}") from error
     return list(topology.devices)
+
+
+@contextlib.contextmanager
+def _libtpu_log() -> Iterator[Any]:
+    """libtpu's start-up log (a page of warnings about the TPU metadata a CPU host lacks), written
+    by C++ to file descriptor 2, into a temporary file instead: readable when the layout fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
