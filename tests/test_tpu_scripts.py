@@ -38,7 +38,8 @@ def _dry(script: str, *args: str, env: dict | None = None) -> list[str]:
 
 V5E = ("--name=phi1-v5e", "--zone=us-west4-a", "--project=my-proj")
 V5E_AT = "phi1-v5e --project=my-proj --zone=us-west4-a"
-LAUNCH_ARGS = (*V5E, "--workdir=gs://my-bucket/phi1/", "--env=LIBTPU_INIT_ARGS=--xla_enable_async_all_gather=true",
+# The launch's preflight (a phi-1 compile, minutes) is tests/test_preflight.py's; here it is skipped.
+LAUNCH_ARGS = (*V5E, "--skip-preflight", "--workdir=gs://my-bucket/phi1/", "--env=LIBTPU_INIT_ARGS=--xla_enable_async_all_gather=true",
                "configs/phi1.py", "--config.train.microbatches=2", "--config.data.sources.stack=gs://my-bucket/stack/*.jsonl")
 LAUNCH_REMOTE = (
     "cd phi1-jax; mkdir -p logs; "
@@ -132,6 +133,8 @@ BAD_ARGUMENTS = {
     "bad_override": ("launch", ("--project=my-proj", "--workdir=gs://b1/run", "configs/tiny.py", "--train.lr=1"), "unknown argument '--train.lr=1'"),
     "workdir_override": ("launch", ("--project=my-proj", "--workdir=gs://b1/run", "configs/tiny.py", "--config.workdir=gs://b1/x"), "--workdir=gs://..."),
     "bad_env": ("launch", ("--project=my-proj", "--workdir=gs://b1/run", "--env=1X=2", "configs/tiny.py"), "bad --env '1X=2'"),
+    "no_accelerator": ("launch", ("--project=my-proj", "--workdir=gs://b1/run", "configs/tiny.py"), "--accelerator=TYPE is missing"),
+    "bad_launch_accelerator": ("launch", ("--project=my-proj", "--workdir=gs://b1/run", "--accelerator=v5e", "configs/tiny.py"), "bad --accelerator 'v5e'"),
     "bad_worker": ("logs", ("--project=my-proj", "--worker=first"), "bad --worker 'first'"),
     "fetch_without_workdir": ("logs", ("--project=my-proj", "--fetch=out"), "--fetch needs --workdir"),
     "no_project": ("delete", (), "no project"),
@@ -213,7 +216,8 @@ def test_stop_sends_sigterm_and_waits_for_the_checkpoint_then_launch_refuses_a_s
         "print('ready', flush=True)\n"
         "while True:\n"
         "    time.sleep(0.05)\n"))
-    launch = _worker_command("launch", "--project=my-proj", "--workdir=gs://b1/run", "configs/tiny.py")
+    launch = _worker_command("launch", "--project=my-proj", "--skip-preflight", "--workdir=gs://b1/run",
+                             "configs/tiny.py")
     assert subprocess.run(["bash", "-c", launch], cwd=home, capture_output=True, timeout=60).returncode == 0
     pid = int(open(os.path.join(project, "train.pid")).read())
     try:
@@ -241,7 +245,7 @@ def test_stop_sends_sigterm_and_waits_for_the_checkpoint_then_launch_refuses_a_s
 
 def test_the_readme_shows_what_the_v5e_256_launch_prints():
     readme = open(os.path.join(TPU, "README.md")).read()
-    printed = _dry("launch", "--project=my-project", "--name=phi1", "--zone=us-west4-a",
+    printed = _dry("launch", "--project=my-project", "--name=phi1", "--zone=us-west4-a", "--skip-preflight",
                    "--workdir=gs://my-bucket/runs/phi1", "configs/phi1.py",
                    "--config.data.cache_dir=gs://my-bucket/data/cache")
     assert len(printed) == 1 and f"```\n{printed[0]}\n```" in readme
