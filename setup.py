@@ -34,7 +34,9 @@ DATA = [
 ]
 CONVERT = ["torch==2.13.0", "transformers>=5", "safetensors"]
 BEAM = ["apache-beam>=2.77"]
-TEST = ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"]
+# libtpu (about 210 MB, the version jax's `tpu` extra pins) lets phi1_jax.preflight and its tests
+# compile for TPU topologies on a CPU host; `make demo` does without it.
+TEST = ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "libtpu"]
 
 setup(
     name="phi1-jax",

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model name at --base-url")
     parser.add_argument("--api-key", help="key for --base-url (default: $OPENAI_API_KEY)")
     parser.add_argument("--tokenizer", help="tokenizer dir or file for --checkpoint (default: the one it carries)")
+    parser.add_argument("--placement", choices=("auto", "mesh", "per-device"), default="auto",
+                        help="--checkpoint sampling: mesh = each batch split over all local devices (default on "
+                             "TPU/GPU), per-device = one batch per device in parallel (default on CPU)")
     parser.add_argument("--problems", help="problem file (HumanEval or MBPP jsonl); default: HumanEval's 164")
     parser.add_argument("--limit", type=int, help="only the first N problems (a quick look at a model)")
     parser.add_argument("--out", default="humaneval_results.jsonl", help="per-sample results jsonl")
@@ -74,7 +77,7 @@ def _generate(args: argparse.Namespace, problems: dict[str, Problem]) -> str:
     if args.checkpoint:
         from evaluation import generate_checkpoint
         records = generate_checkpoint.generate(args.checkpoint, problems, settings, tokenizer_dir=args.tokenizer,
-                                               progress=progress)
+                                               placement=args.placement, progress=progress)
     elif args.hf_model:
         from evaluation import generate_hf
         records = generate_hf.generate(args.hf_model, problems, settings, progress=progress)

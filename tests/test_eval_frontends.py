@@ -90,6 +90,12 @@ def test_samples_do_not_depend_on_the_number_of_devices(checkpoint):
     one = generate_tokens(config, params, prompts, settings, eos_id=None, devices=jax.devices()[:1])
     two = generate_tokens(config, params, prompts, settings, eos_id=None, devices=jax.devices()[:2])
     assert one == two and all(len(tokens) == 6 for tokens in one)
+    # A TPU/GPU host's placement: every batch split over a data mesh of the devices.
+    mesh = generate_tokens(config, params, prompts, settings, eos_id=None, devices=jax.devices()[:4],
+                           placement="mesh")
+    assert mesh == one
+    with pytest.raises(ValueError, match="placement must be one of"):
+        generate_tokens(config, params, prompts, settings, eos_id=None, placement="rows")
 
 
 @pytest.fixture(scope="module")
