@@ -370,7 +370,8 @@ def main(argv: list[str]) -> None:
         with open(_JSON.value, "w") as f:
             json.dump({"config": config_name, "topology": where.slice.accelerator, "slices": where.slices,
                        "hbm_bytes": where.slice.hbm_bytes, "programs": [r.to_json() for r in results]}, f, indent=2)
-    print(f"fits: every program compiled for {where.slice.accelerator}", file=sys.stderr)
+    count = f"{where.slices} x " if where.slices > 1 else ""
+    print(f"fits: {', '.join(r.name for r in results)} compiled for {count}{where.slice.accelerator}", file=sys.stderr)
 
 
 def _usage_exit(message: str) -> None:
