@@ -129,19 +129,22 @@ def _exhausted(error: Exception) -> tuple[Optional[int], Optional[int], str]:
     return None, None, line.strip()
 
 
+def _misfit(name: str, start: float, error: Exception) -> ProgramResult:
+    """The result of a compile that failed for want of HBM; any other compile error is raised."""
+    if "RESOURCE_EXHAUSTED" not in str(error):
+        raise error
+    needed, available, line = _exhausted(error)
+    return ProgramResult(name, False, time.perf_counter() - start, needed=needed, available=available, error=line)
+
+
 def _compile(name: str, lower: Callable[[], Any]) -> tuple[ProgramResult, Any]:
     """Compiles one program; a RESOURCE_EXHAUSTED failure becomes a result that does not fit."""
     start = time.perf_counter()
     try:
         compiled = lower().compile()
     except jax.errors.JaxRuntimeError as error:
-        if "RESOURCE_EXHAUSTED" not in str(error):
-            raise
-        needed, available, line = _exhausted(error)
-        return ProgramResult(name, False, time.perf_counter() - start, needed=needed, available=available,
-                             error=line), None
-    seconds = time.perf_counter() - start
-    return ProgramResult(name, True, seconds, memory=compiled_cost.Memory.of(compiled)), compiled
+        return _misfit(name, start, error), None
+    return ProgramResult(name, True, time.perf_counter() - start, memory=compiled_cost.Memory.of(compiled)), compiled
 
 
 def _abstract_batch(config: ml_collections.ConfigDict, batch_sharding: Any) -> dict[str, jax.ShapeDtypeStruct]:
@@ -182,11 +185,7 @@ def _sampler_programs(model_config: PhiConfig, mesh: Any, rows: int, prompt_len:
     try:
         compiled = sampling.compile_programs(model_config, mesh, rows, prompt_len, new_tokens)
     except jax.errors.JaxRuntimeError as error:
-        if "RESOURCE_EXHAUSTED" not in str(error):
-            raise
-        needed, available, line = _exhausted(error)
-        yield ProgramResult("prefill/decode", False, time.perf_counter() - start, needed=needed,
-                            available=available, error=line)
+        yield _misfit("prefill/decode", start, error)
         return
     seconds = (time.perf_counter() - start) / 2  # both compiled in one call; split evenly
     for name in names:
