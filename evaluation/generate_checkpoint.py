@@ -26,8 +26,7 @@ from evaluation.generation import Settings, requests, to_samples
 from evaluation.problems import InputError, Problem
 from phi1_jax.checkpoint import VocabularyMismatchError, load_model
 from phi1_jax.model_config import PhiConfig
-from phi1_jax.sampling import decode_layout, generate as sample_tokens
-from phi1_jax.sharding import make_mesh
+from phi1_jax.sampling import decode_layout, generate as sample_tokens, host_mesh
 
 
 def _batches(prompt_ids: Sequence[list[int]], batch_size: int) -> list[list[int]]:
@@ -44,9 +43,8 @@ def generate_tokens(config: PhiConfig, params: Any, prompt_ids: Sequence[list[in
                     placement: str = "auto", progress: bool = False) -> list[list[int]]:
     """New token ids for every prompt, sampled on `devices` (default: all local ones).
 
-    `placement` "mesh": one batch at a time over a data mesh of all the devices, the parameters
-    laid out by the training rules (`generate(mesh=...)`), so a TPU or GPU host's chips share each
-    batch (what `phi1_jax.preflight` compiles as prefill and decode). "per-device": one batch per
+    `placement` "mesh": one batch at a time over `sampling.host_mesh` of all the devices, so a TPU
+    or GPU host's chips share each batch (what `phi1_jax.preflight` compiles as prefill and decode). "per-device": one batch per
     device at a time, in threads, each device with a full copy of the parameters. "auto": mesh on
     accelerators, per-device on a CPU host (its simulated devices share the same cores)."""
     devices = list(devices or jax.local_devices())
@@ -89,7 +87,7 @@ def generate_tokens(config: PhiConfig, params: Any, prompt_ids: Sequence[list[in
         return sample_batch
 
     if placement == "mesh":
-        mesh = make_mesh({"data": -1}, devices)
+        mesh = host_mesh(devices)
         samplers = [lambda prompts, seed: sample(params, prompts, seed=seed, mesh=mesh)]
     else:
         samplers = [on_device(device) for device in devices]

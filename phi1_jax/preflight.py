@@ -6,8 +6,8 @@
 The slice's devices come from libtpu (`phi1_jax.tpu_topology`); the mesh and shardings are the
 run's own (`phi1_jax.sharding.make_mesh`, the rule table); the programs are the ones a run
 executes: the train step with its microbatches and the eval step (`phi1_jax.train.build`), and the
-sampler's prefill and decode step at `--sample_batch` prompts (`phi1_jax.sampling`), as
-`evaluation.humaneval --checkpoint` runs them on the slice's chips. For each program it prints,
+sampler's prefill and decode step at `--sample_batch` prompts (`phi1_jax.sampling`) on one host's
+chips (`sampling.host_mesh`), as `evaluation.humaneval --checkpoint` runs them on a TPU VM. For each program it prints,
 per chip, what `phi1_jax.compiled_cost` reads: arguments (parameters, optimizer state, batch or
 cache), outputs, temporaries, the total against the chip's HBM, the compile time; for the train
 step also the compiled and the model FLOPs (`phi1_jax.metrics`) and the collectives.
@@ -180,7 +180,7 @@ def _train_programs(config: ml_collections.ConfigDict, model_config: PhiConfig, 
 
 def _sampler_programs(model_config: PhiConfig, mesh: Any, rows: int, prompt_len: int, new_tokens: int,
                       names: tuple[str, ...]) -> Iterator[ProgramResult]:
-    """The sampler's prefill and last decode program on the same mesh (evaluation on the slice)."""
+    """The sampler's prefill and last decode program on one host's chips, as evaluation runs them."""
     start = time.perf_counter()
     try:
         compiled = sampling.compile_programs(model_config, mesh, rows, prompt_len, new_tokens)
@@ -216,7 +216,8 @@ def compile_run(config: ml_collections.ConfigDict, where: Target, programs: tupl
     results = list(_train_programs(config, model_config, mesh, tuple(p for p in programs if p.endswith("_step"))))
     sampler = tuple(p for p in programs if p in ("prefill", "decode"))
     if sampler:
-        results += _sampler_programs(model_config, mesh, *sample, sampler)
+        host = sampling.host_mesh([d for d in where.devices if (getattr(d, "slice_index", 0), d.process_index) == (0, 0)])
+        results += _sampler_programs(model_config, host, *sample, sampler)
     return results
 
 

@@ -218,6 +218,13 @@ def generate(config: PhiConfig, params: Any, prompts: Sequence[Sequence[int]], *
         return [tokens for part in pool.map(sample_group, range(0, len(prompts), size)) for tokens in part]
 
 
+def host_mesh(devices: Sequence[jax.Device]) -> Mesh:
+    """The mesh that samples on one host's chips (`evaluation.humaneval --checkpoint` on a TPU or
+    GPU host, and what `phi1_jax.preflight` compiles): rows split over every chip, parameters
+    replicated, so no chip waits on another's weights at every decode step."""
+    return sharding.make_mesh({"data": -1}, devices)
+
+
 def cpu_streams(rows: int) -> int:
     """How many groups of rows `generate` decodes at the same time without a mesh: on a host whose
     only XLA device is its CPU, one per core (a power of two, each of at least
