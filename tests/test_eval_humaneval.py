@@ -166,12 +166,27 @@ def test_pass_at_k_over_many_samples_via_the_command(tmp_path):
       '{"task_id": "HumanEval/0", "completion_id": 0, "completion": "y"}'],
      ":3: duplicate sample: task 'HumanEval/0' completion_id 0 is already on line 1"),
     (['{"task_id": "HumanEval/0", "completion": "x"}'], "no samples for 1 of 2 problems: HumanEval/1"),
+    (['{"task_id": "HumanEval/0", "completion_id": [0], "completion": "x"}'],
+     ":1: field 'completion_id' must be an integer or a string, not list"),
+    (['{"task_id": "HumanEval/0", "completion": "x"}', '{"task_id": "HumanEval/1", "completion_id": {"a": 1}, '
+      '"completion": "x"}'], ":2: field 'completion_id' must be an integer or a string, not dict"),
+    (['{"task_id": "HumanEval/0", "completion_id": true, "completion": "x"}'],
+     ":1: field 'completion_id' must be an integer or a string, not bool"),
 ])
 def test_bad_samples_name_the_line(tmp_path, lines, message):
     problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL["HumanEval/0"], HUMANEVAL["HumanEval/1"]])
     samples = tmp_path / "bad.jsonl"
     samples.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        run(["--samples", str(samples), "--problems", problems, "--out", str(tmp_path / "r.jsonl"), "--no-progress"])
+
+
+def test_samples_that_are_not_utf8_name_the_line(tmp_path):
+    problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL["HumanEval/0"]])
+    samples = tmp_path / "bad.jsonl"
+    samples.write_bytes(b'{"task_id": "HumanEval/0", "completion": "x"}\n'
+                        b'{"task_id": "HumanEval/0", "completion": "\xff"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:2: not valid UTF-8"):
         run(["--samples", str(samples), "--problems", problems, "--out", str(tmp_path / "r.jsonl"), "--no-progress"])
 
 
