@@ -244,7 +244,10 @@ class Server:
         try:
             return self._collect(deadline, candidate.out_read)
         finally:
-            _kill(candidate.pid)  # by pid: the candidate may have left its process group
+            # By pid, as the candidate may have left its process group; the group it was given
+            # still takes most of what it started at once (a fork bomb among them).
+            _kill(candidate.pid)
+            _kill(-candidate.pid)
             self.finished = candidate
 
     def _start_checker(self) -> tuple[int, socket.socket]:
@@ -354,8 +357,15 @@ class Server:
         os.close(candidate.out_read)
         _await_exit(candidate.pid, deadline)
         # The server is a child subreaper: whatever the sample started, in whatever process group
-        # or session, is a descendant of this server until it has been collected.
-        if not kill_descendants(deadline, keep=self.checker[0] if self.checker else None):
+        # or session, is a descendant of this server until it has been collected, and a child of
+        # it once the candidate has exited. If any is left, and the sample has a uid of its own,
+        # all processes of that uid are killed in one call, which a process that keeps forking
+        # cannot outrun; then every child but the checker is killed and collected until none is
+        # left.
+        keep = self.checker[0] if self.checker else None
+        if self.uid is not None and set(children()) - {keep, candidate.pid}:
+            _probe(lambda: _kill_uid(self.uid), deadline)
+        if not kill_descendants(deadline, keep=keep):
             raise CleanUpStalled("processes the sample started did not exit")
         if not remove_tree(candidate.workdir, deadline):
             raise CleanUpStalled("the sample's directory could not be removed in time")
@@ -397,8 +407,9 @@ def _fork(start: Callable[[], NoReturn]) -> int:
     return pid
 
 
-def _probe(attempt: Callable[[], None]) -> bool:
-    """Whether `attempt` succeeds in a child process (so that it changes nothing here)."""
+def _probe(attempt: Callable[[], None], deadline: Optional[float] = None) -> bool:
+    """Whether `attempt` succeeds in a child process (so that it changes nothing here) by
+    `deadline` (default: CLEAN_UP_SECONDS from now); a child still running then is killed."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -407,7 +418,12 @@ def _probe(attempt: Callable[[], None]) -> bool:
         except BaseException:
             code = 1
         os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    _await_exit(pid, time.monotonic() + CLEAN_UP_SECONDS if deadline is None else deadline)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        _kill(pid)  # collected with the rest by kill_descendants
+        return False
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _private_temp_dirs(interpreter_mounts: list, options: str, hidden_too: bool) -> bool:
@@ -444,6 +460,14 @@ def _await_exit(pid: int, deadline: float) -> None:
         poller.poll(max(0, math.ceil((deadline - time.monotonic()) * 1000)))
     finally:
         os.close(fd)
+
+
+def _kill_uid(uid: int) -> None:
+    """Kills every process of `uid` but the caller (which takes that uid to be allowed to) in one
+    call: the kernel signals them all while no process can fork."""
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    os.kill(-1, signal.SIGKILL)
 
 
 def _kill(pid: int) -> None:
