@@ -134,7 +134,7 @@ class _Worker:
         self.cpu = cpu
         self.cpuset = Cpuset.create(cpu) if cpuset else None
         settings = {"limits": asdict(limits), "uid": self.uid, "checker_uid": self.checker_uid, "cpu": cpu,
-                    "show_hidden_interpreter": launcher.server_mounts,
+                    "show_hidden_interpreter": launcher.server_mounts, "worker_namespaces": launcher.name != "none",
                     "interpreter_mounts": isolation.interpreter_mounts(),
                     "preload_more": launcher.name == "none" and bool(isolation.interpreter_mounts())}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
@@ -243,6 +243,7 @@ class SandboxPool:
         hello = self._all[0].hello
         self.isolation_level = "+".join([self.launcher.name] + [name for name, on in (
             ("uid", hello["uid_drop"]), ("private-tmp", hello["private_temp_dirs"]),
+            ("emptied-tmp", hello["emptied_temp_dirs"] and not hello["private_temp_dirs"]),
             ("ipc-namespaces", hello["sample_ipc_namespaces"]), ("cpuset", self._cpusets)) if on])
 
     def _start(self, cpu: int) -> _Worker:

@@ -36,8 +36,11 @@ process group, session or affinity:
   whose files cannot be removed in time ends the server (`CleanUpStalled`), the kernel then drops
   the worker's namespaces and tmpfs, and the pool starts a fresh worker for the next job.
 The server mounts, and makes IPC namespaces, as root or as the root of the launcher's user
-namespace; where it may not (no root and no launcher) work directories are made in the host's
-/tmp and removed the same way, and SysV objects are not isolated (`hello` says which).
+namespace (`unshare`). Where it may not: under bwrap without root the temporary directories are
+bwrap's tmpfs of the worker's own, unbounded but emptied after each sample the same way, and the
+worker's IPC namespace is emptied of SysV objects after each sample; with no launcher and no root,
+work directories are made in the host's /tmp and removed the same way, and /tmp and SysV objects
+are shared with the machine (`hello` says which).
 
 Which layer stops which attack on the verdict:
 - walking frames, scanning `gc`, reading its own memory (`/proc/self/mem`, ctypes), rebinding
@@ -107,6 +110,7 @@ _PR_SET_DUMPABLE = 4
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _MS_PRIVATE = 1 << 18
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
+_IPC_RMID = 0
 _SAMPLE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
 # Every wait of the server has a deadline: clean-up (processes gone, files removed) within this,
@@ -188,6 +192,10 @@ class Server:
         options = f"mode=1777,size={per_dir},nr_inodes={max(64, per_dir // 4096)}"
         self.mounted = _private_temp_dirs(settings["interpreter_mounts"], options,
                                           hidden_too=settings["show_hidden_interpreter"])
+        # A launcher's namespaces make the temporary directories (bwrap's own tmpfs, where the
+        # server may not mount them bounded: no root) and the SysV IPC namespace this worker's.
+        self.own_temp_dirs = self.mounted or settings["worker_namespaces"]
+        self.own_ipc = settings["worker_namespaces"]
         # What clean-up leaves in the temporary directories: the interpreter shown again there.
         self.keep = {shown for hidden, shown in settings["interpreter_mounts"] if hidden in PRIVATE_DIRS}
         self.address_space = self.limits["memory_bytes"] - (scratch if self.mounted else 0)
@@ -202,7 +210,7 @@ class Server:
 
     def hello(self) -> dict:
         return {"uid_drop": self.uid is not None, "private_temp_dirs": self.mounted,
-                "sample_ipc_namespaces": self.ipc_namespaces}
+                "sample_ipc_namespaces": self.ipc_namespaces, "emptied_temp_dirs": self.own_temp_dirs}
 
     def prepare(self) -> None:
         """Forks the next sample's candidate process ahead of its job, while the pool has the last
@@ -369,11 +377,13 @@ class Server:
             raise CleanUpStalled("processes the sample started did not exit")
         if not remove_tree(candidate.workdir, deadline):
             raise CleanUpStalled("the sample's directory could not be removed in time")
-        if self.mounted:  # the temporary directories are this worker's own: what is in them is the sample's
+        if self.own_temp_dirs:  # what is in them, but the worker's own directories, is the sample's
             for top in PRIVATE_DIRS:
                 for entry in _listing(top):
                     if entry not in self.keep and not remove_tree(entry, deadline):
                         raise CleanUpStalled(f"what the sample left in {top} could not be removed in time")
+        if self.own_ipc and not self.ipc_namespaces:  # the worker's IPC namespace holds only the sample's
+            _remove_sysv_objects()
 
     def close(self) -> None:
         deadline = time.monotonic() + CLEAN_UP_SECONDS
@@ -438,6 +448,22 @@ def _private_temp_dirs(interpreter_mounts: list, options: str, hidden_too: bool)
     if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         return False
     return _mount_private_dirs(interpreter_mounts, options, hidden_too)
+
+
+def _remove_sysv_objects() -> None:
+    """Removes every SysV shared memory segment, semaphore set and message queue of this IPC
+    namespace, for where samples cannot get one each (no root) but the worker has its own."""
+    removers = {"shm": lambda ident: _libc.shmctl(ident, _IPC_RMID, None),
+                "sem": lambda ident: _libc.semctl(ident, 0, _IPC_RMID),
+                "msg": lambda ident: _libc.msgctl(ident, _IPC_RMID, None)}
+    for kind, remove in removers.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as table:
+                identifiers = [int(line.split()[1]) for line in table.readlines()[1:]]
+        except OSError:
+            continue
+        for identifier in identifiers:
+            remove(identifier)
 
 
 def _listing(directory: str) -> list[str]:
