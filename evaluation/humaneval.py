@@ -114,7 +114,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
             if done:
                 print(f"resuming: {len(done)} of {len(samples)} samples already scored in {progress_path}",
                       file=sys.stderr)
-            with resume.Recorder(progress_path, now, keep=ignored is None and os.path.exists(progress_path)) as recorder:
+            keep = ignored is None and os.path.exists(progress_path)
+            with resume.Recorder(progress_path, now, keep=keep) as recorder:
                 results, summary = score(samples, problems, pool, timeout=args.timeout, ks=ks,
                                          progress=not args.no_progress, done=done, on_result=recorder.add)
     except KeyboardInterrupt:

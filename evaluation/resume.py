@@ -46,7 +46,8 @@ def load(path: str, samples: Sequence[Sample], now: dict) -> tuple[dict[int, dic
         then = header.get("computed_against") if isinstance(header, dict) else None
         if not isinstance(then, dict):
             return {}, "it does not say what it was computed against"
-        changed = [f"{key} {then.get(key)!r} then, {value!r} now" for key, value in now.items() if then.get(key) != value]
+        changed = [f"{key} {then.get(key)!r} then, {value!r} now"
+                   for key, value in now.items() if then.get(key) != value]
         if changed:
             return {}, "it was computed against something else: " + "; ".join(changed)
         for line in lines:
