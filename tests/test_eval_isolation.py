@@ -6,8 +6,9 @@ same worker must pass as if it had not run. After the suite no process runs unde
 no SysV segment or host shared memory is left, and nothing was written outside the samples'
 scratch directories. Then the same attacks inside the real HumanEval set, scored by the command.
 
-Run as root (CI), where samples get namespaces and workers cpusets of their own; elsewhere what
-needs them is skipped with the reason, except in CI, where a skip would hide a broken sandbox."""
+Run as root (CI), where samples get a uid, bounded temporary directories and an IPC namespace of
+their own and workers a cpuset each; elsewhere what needs them is skipped with the reason, except
+in CI, where a skip would hide a broken sandbox."""
 
 from __future__ import annotations
 
@@ -169,8 +170,8 @@ def _owned_by(uids: set[int]) -> list[str]:
 
 
 def _isolating_pool(name: str, workers: int) -> SandboxPool:
-    """A pool whose samples get namespaces and whose workers get cpusets; skipped where this
-    machine cannot give them, but not in CI, which runs as root."""
+    """A pool whose samples get all of the isolation root gives; skipped where this machine cannot
+    give it, but not in CI, which runs as root."""
     choose_or_skip(name)
     pool = SandboxPool(workers, isolation_name=name, quiet=True)
     wanted = {"uid", "private-tmp", "ipc-namespaces", "cpuset"}
@@ -248,8 +249,8 @@ def test_a_stalled_worker_is_replaced_and_the_run_ends(monkeypatch):
         took = time.monotonic() - start
         assert verdict.passed and after.passed, (verdict, after)
         assert pool._all[0] is not worker
-        # Reading READY (1 + 1 s), or writing the job (1 s), then killing the stopped worker
-        # (SIGTERM's 2 s, SIGKILL) and starting a fresh one.
+        # Writing the job and reading READY (1 + 1 s), then killing the stopped worker (SIGTERM's
+        # 2 s, then SIGKILL) and starting a fresh one.
         assert took < 2.0 + 2.0 + 1.0 + 10.0, took
 
 
