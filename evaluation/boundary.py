@@ -49,13 +49,12 @@ class Deadline(OSError):
 
 
 def _wait(fd: int, writing: bool, deadline: Optional[float]) -> None:
-    """Returns once `fd` is ready (at once without a deadline: the call then blocks in the kernel
-    instead); raises Deadline when `deadline` (time.monotonic()) passes first."""
-    if deadline is None:
-        return
+    """Returns once `fd` is ready, waiting at most until `deadline` (time.monotonic()), or for
+    ever without one; raises Deadline when the deadline passes first."""
     poller = select.poll()  # not select(): an evaluator may hold descriptors past FD_SETSIZE
     poller.register(fd, select.POLLOUT if writing else select.POLLIN)
-    if not poller.poll(max(0, math.ceil((deadline - time.monotonic()) * 1000))):
+    timeout = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+    if not poller.poll(timeout):
         raise Deadline(f"no progress on descriptor {fd} before the deadline")
 
 
@@ -66,25 +65,32 @@ def write_message(fd: int, message: Any, deadline: Optional[float] = None) -> No
     if len(body) > MAX_MESSAGE_BYTES:
         raise BoundaryError(f"a message of {len(body)} bytes is over the {MAX_MESSAGE_BYTES}-byte cap")
     data = memoryview(_HEADER.pack(len(body)) + body)
-    # On a blocking descriptor a write of at most PIPE_BUF bytes to a pipe that select calls
-    # writable never blocks, while a larger one may wait for the reader: so, under a deadline,
-    # such a descriptor is written PIPE_BUF bytes at a time.
-    chunk = select.PIPE_BUF if deadline is not None and os.get_blocking(fd) else len(data)
+    # A non-blocking descriptor is written at once and waited for only when full. On a blocking
+    # one under a deadline, a write of at most PIPE_BUF bytes to a pipe that poll calls writable
+    # never blocks, while a larger one may wait for the reader: so it goes PIPE_BUF bytes at a time.
+    waits = deadline is not None and os.get_blocking(fd)
+    chunk = select.PIPE_BUF if waits else len(data)
     while data:
-        _wait(fd, True, deadline)
+        if waits:
+            _wait(fd, True, deadline)
         try:
             data = data[os.write(fd, data[:chunk]):]
-        except BlockingIOError:  # a non-blocking descriptor that filled up meanwhile
-            continue
+        except BlockingIOError:
+            _wait(fd, True, deadline)
 
 
 def _read_exact(fd: int, size: int, deadline: Optional[float]) -> Optional[bytes]:
+    """`size` bytes, or None at the end of the stream; a non-blocking descriptor is read at once
+    and waited for only when empty, a blocking one waited for first under a deadline."""
+    waits = deadline is not None and os.get_blocking(fd)
     chunks, remaining = [], size
     while remaining:
-        _wait(fd, False, deadline)
+        if waits:
+            _wait(fd, False, deadline)
         try:
             chunk = os.read(fd, min(remaining, 1 << 20))
         except BlockingIOError:
+            _wait(fd, False, deadline)
             continue
         if not chunk:
             return None

@@ -150,8 +150,10 @@ class _Worker:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
                                         preexec_fn=preexec)
-        # Only the pool holds this end: writes that would block fail instead, and wait for their deadline.
+        # Only the pool holds these ends: a read or write is tried at once and waits (for its
+        # deadline) only when it would block, which saves a poll per message.
         os.set_blocking(self.process.stdin.fileno(), False)
+        os.set_blocking(self.process.stdout.fileno(), False)
         self.hello = self._receive(time.monotonic() + 60.0)
         self.ready = self.hello is not None  # the hello says it is ready for its first job
         if self.hello is None:
@@ -212,7 +214,7 @@ class _Worker:
 
 class SandboxPool:
     """`workers` fork servers (default: one per core) behind `run`; use as a context manager.
-    `isolation_level` names what isolates the samples here, e.g. "bwrap+uid+private-tmp+ipc-namespaces+cpuset"."""
+    `isolation_level` names what isolates the samples here, e.g. "bwrap+uid+private-tmp+emptied-ipc+cpuset"."""
 
     def __init__(self, workers: Optional[int] = None, limits: Limits = Limits(), isolation_name: str = "auto",
                  *, quiet: bool = False) -> None:
@@ -244,7 +246,8 @@ class SandboxPool:
         self.isolation_level = "+".join([self.launcher.name] + [name for name, on in (
             ("uid", hello["uid_drop"]), ("private-tmp", hello["private_temp_dirs"]),
             ("emptied-tmp", hello["emptied_temp_dirs"] and not hello["private_temp_dirs"]),
-            ("ipc-namespaces", hello["sample_ipc_namespaces"]), ("cpuset", self._cpusets)) if on])
+            ("ipc-namespaces", hello["sample_ipc_namespaces"]), ("emptied-ipc", hello["emptied_ipc"]),
+            ("cpuset", self._cpusets)) if on])
 
     def _start(self, cpu: int) -> _Worker:
         worker = self._spawner.submit(_Worker, self.launcher, self.limits, cpu, self._cpusets).result()

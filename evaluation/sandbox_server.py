@@ -30,15 +30,16 @@ process group, session or affinity:
   and /dev/shm, its size (with its number of inodes) a share of the memory limit
   (`SCRATCH_FRACTION`); after each sample everything in them but the worker's own directories is
   removed, iteratively (`remove_tree`: no recursion, no path-length limit);
-- SysV IPC: an IPC namespace per sample, which the kernel frees, with every segment, semaphore
-  and message queue in it, when the sample's last process exits;
+- SysV IPC: the launcher gives the worker an IPC namespace of its own, which the server empties
+  of every segment, semaphore set and message queue after each sample; without a launcher (as
+  root) each sample gets an IPC namespace, which the kernel frees with its last process;
 - time: clean-up has a deadline (`CLEAN_UP_SECONDS`); a sample whose processes do not die or
   whose files cannot be removed in time ends the server (`CleanUpStalled`), the kernel then drops
   the worker's namespaces and tmpfs, and the pool starts a fresh worker for the next job.
 The server mounts, and makes IPC namespaces, as root or as the root of the launcher's user
-namespace (`unshare`). Where it may not: under bwrap without root the temporary directories are
-bwrap's tmpfs of the worker's own, unbounded but emptied after each sample the same way, and the
-worker's IPC namespace is emptied of SysV objects after each sample; with no launcher and no root,
+namespace (`unshare`). Where it may not, under bwrap without root, the temporary directories are
+bwrap's tmpfs of the worker's own, unbounded but emptied after each sample the same way; with no
+launcher and no root,
 work directories are made in the host's /tmp and removed the same way, and /tmp and SysV objects
 are shared with the machine (`hello` says which).
 
@@ -199,7 +200,9 @@ class Server:
         # What clean-up leaves in the temporary directories: the interpreter shown again there.
         self.keep = {shown for hidden, shown in settings["interpreter_mounts"] if hidden in PRIVATE_DIRS}
         self.address_space = self.limits["memory_bytes"] - (scratch if self.mounted else 0)
-        self.ipc_namespaces = _probe(lambda: _check(_libc.unshare(_CLONE_NEWIPC), "unshare"))
+        # Where the worker has an IPC namespace of its own, emptying it after each sample costs
+        # less than making one per sample (3 small reads against about 0.1 ms).
+        self.ipc_namespaces = not self.own_ipc and _probe(lambda: _check(_libc.unshare(_CLONE_NEWIPC), "unshare"))
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # Without a uid change the candidate shares our uid: not dumpable, our /proc entries (the
         # result pipe's read end in /proc/<pid>/fd among them) belong to root and ptrace is refused.
@@ -210,7 +213,8 @@ class Server:
 
     def hello(self) -> dict:
         return {"uid_drop": self.uid is not None, "private_temp_dirs": self.mounted,
-                "sample_ipc_namespaces": self.ipc_namespaces, "emptied_temp_dirs": self.own_temp_dirs}
+                "sample_ipc_namespaces": self.ipc_namespaces, "emptied_temp_dirs": self.own_temp_dirs,
+                "emptied_ipc": self.own_ipc and not self.ipc_namespaces}
 
     def prepare(self) -> None:
         """Forks the next sample's candidate process ahead of its job, while the pool has the last
@@ -637,6 +641,7 @@ def main() -> None:
     gc.freeze()
     # Protocol streams move off fds 0/1 so nothing the interpreter prints can corrupt them.
     requests, replies = os.dup(0), os.dup(1)
+    os.set_blocking(replies, False)  # only the server writes there: tried at once, waited for when full
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
