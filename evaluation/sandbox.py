@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Optional
 from evaluation import isolation
 from evaluation.boundary import BoundaryError, read_message, write_message
 from evaluation.sandbox_server import CLEAN_UP_SECONDS, READY, children, die_with_parent
-from evaluation.worker_cpus import Cpuset
+from evaluation.worker_cpus import Cpuset, remove_stale
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPLY_GRACE_S = 10.0  # beyond the sample timeout or the server's clean-up time, for a loaded machine
@@ -222,6 +222,7 @@ class SandboxPool:
         if self.launcher.warning and not quiet:
             print(f"warning: {self.launcher.warning}", file=sys.stderr)
         self.limits = limits
+        remove_stale()
         probe = Cpuset.create(0)
         self._cpusets = probe is not None and probe.remove(time.monotonic() + _REPLY_GRACE_S)
         if not self._cpusets and not quiet:

@@ -11,7 +11,9 @@ Where: cgroup v2 when our cgroup offers the cpuset controller to its children (i
 them if need be), else the cgroup v1 cpuset hierarchy; both need root or a delegated cgroup. Where
 neither can be written (an unprivileged user without delegation, a container with a read-only
 /sys/fs/cgroup) `Cpuset.create` returns None and the pool warns that a sample can take CPU time
-from the other workers' samples for as long as its timeout.
+from the other workers' samples for as long as its timeout. A pool removes its cpusets when it
+closes; those of an evaluator killed before it could are removed by the next pool
+(`remove_stale`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,26 @@ def _write(path: str, text: str) -> None:
         file.write(text)
 
 
+_PREFIX = "phi1-sandbox-"  # then the evaluator's pid, the CPU and a random part
+
+
+def remove_stale() -> None:
+    """Removes the cpusets of evaluators that were killed before they could (SIGKILL): an empty
+    cgroup of a pid that no longer runs."""
+    for directory in filter(None, _own_cgroups()):
+        try:
+            names = [name for name in os.listdir(directory) if name.startswith(_PREFIX)]
+        except OSError:
+            continue
+        for name in names:
+            owner = name[len(_PREFIX):].split("-")[0]
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                try:
+                    os.rmdir(os.path.join(directory, name))
+                except OSError:  # not empty, or not ours to remove
+                    pass
+
+
 class Cpuset:
     """One worker's cpuset cgroup: `prefix` starts a command inside it, `remove` deletes it once
     the worker's processes are gone."""
@@ -66,7 +88,7 @@ class Cpuset:
     def create(cls, cpu: int) -> Optional["Cpuset"]:
         """A new cpuset cgroup holding only `cpu`, below our own cgroup; None where none can be made."""
         v2, v1 = _own_cgroups()
-        name = f"phi1-sandbox-{os.getpid()}-{cpu}-{secrets.token_hex(3)}"
+        name = f"{_PREFIX}{os.getpid()}-{cpu}-{secrets.token_hex(3)}"
         if v2 is not None and os.path.exists(os.path.join(v2, "cgroup.controllers")):
             try:
                 if "cpuset" in _read(os.path.join(v2, "cgroup.controllers")).split():

