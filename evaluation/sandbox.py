@@ -34,7 +34,6 @@ import json
 import os
 import queue
 import secrets
-import select
 import shutil
 import signal
 import subprocess

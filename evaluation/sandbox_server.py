@@ -83,7 +83,6 @@ import math
 import os
 import resource
 import select
-import shutil
 import signal
 import socket
 import sys
