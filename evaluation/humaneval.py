@@ -105,15 +105,22 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         problems = dict(list(problems.items())[:args.limit])
     samples_path = args.samples or _generate(args, problems)
     samples = read_samples(samples_path, problems, allow_missing=bool(args.limit))
-    limits = Limits(memory_bytes=args.memory_mb << 20)
+    # Results keep no output, so the sandbox keeps none: it reads a sample's output and drops it.
+    limits = Limits(memory_bytes=args.memory_mb << 20, output_bytes=0)
     progress_path = _sibling(args.out, ".progress.jsonl")
-    done = resume.load(progress_path, samples)
-    if done:
-        print(f"resuming: {len(done)} of {len(samples)} samples already scored in {progress_path}", file=sys.stderr)
     try:
-        with SandboxPool(args.workers, limits, args.isolation) as pool, resume.Recorder(progress_path) as recorder:
-            results, summary = score(samples, problems, pool, timeout=args.timeout, ks=ks,
-                                     progress=not args.no_progress, done=done, on_result=recorder.add)
+        with SandboxPool(args.workers, limits, args.isolation) as pool:
+            now = resume.against(problems, args.timeout, limits.memory_bytes, pool.isolation_level)
+            done, ignored = resume.load(progress_path, samples, now)
+            if ignored:
+                print(f"ignoring {progress_path}: {ignored}; every sample is scored again", file=sys.stderr)
+            if done:
+                print(f"resuming: {len(done)} of {len(samples)} samples already scored in {progress_path}",
+                      file=sys.stderr)
+            keep = ignored is None and os.path.exists(progress_path)
+            with resume.Recorder(progress_path, now, keep=keep) as recorder:
+                results, summary = score(samples, problems, pool, timeout=args.timeout, ks=ks,
+                                         progress=not args.no_progress, done=done, on_result=recorder.add)
     except KeyboardInterrupt:
         print(f"results so far are kept in {progress_path}; the same command scores the rest", file=sys.stderr)
         raise

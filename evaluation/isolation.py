@@ -5,8 +5,9 @@ In order of preference: bubblewrap (`bwrap`: a root that holds only the system d
 Python installation and this package, read-only; private /tmp and /dev/shm, fresh /proc, every
 namespace unshared, dies with its parent), then util-linux `unshare` (new pid, mount,
 network, IPC and UTS namespaces, private tmpfs mounts, as root or through a user namespace), then
-nothing but rlimits and the server's uid change, announced by a one-line warning that says what is
-not isolated. Each candidate is probed once by actually running it.
+nothing but rlimits, the server's uid change and (as root) its private temporary directories,
+announced by a one-line warning that says what is not isolated. Each candidate is probed once by
+actually running it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Launcher:
 
     name: str
     prefix: tuple[str, ...]
-    server_mounts: bool  # the server mounts its private dirs itself (in its own mount namespace)
+    server_mounts: bool  # the server shows the interpreter again where the host hides it from samples
     warning: str  # empty when network, filesystem and processes are all isolated
 
 
@@ -127,8 +128,9 @@ def choose(preference: str = "auto") -> Launcher:
     candidates = {
         "bwrap": lambda: Launcher("bwrap", _bwrap_prefix(), False, root_note),
         "unshare": lambda: Launcher("unshare", _unshare_prefix(), True, root_note),
-        "none": lambda: Launcher("none", (), False, "sandbox: no bwrap or unshare isolation, so network, "
-                                 f"/tmp and other processes are NOT isolated (rlimits only; samples run as {who})"),
+        "none": lambda: Launcher("none", (), False, "sandbox: no bwrap or unshare isolation, so network and "
+                                 "other processes are NOT isolated, nor /tmp or SysV IPC without root "
+                                 f"(rlimits only; samples run as {who})"),
     }
     names = ("bwrap", "unshare", "none") if preference == "auto" else (preference,)
     for name in names:

@@ -37,10 +37,15 @@ class Problem:
 
 
 def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a .jsonl or .jsonl.gz file."""
+    """(line number, object) for every non-blank line of a .jsonl or .jsonl.gz file; raises
+    InputError naming the line for one that is not UTF-8, not JSON or not an object."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
+    with opener(path, "rb") as lines:  # bytes, so that bad UTF-8 is reported with its line
+        for number, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise InputError(f"{path}:{number}: not valid UTF-8 (byte {error.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:

@@ -2,9 +2,10 @@
 generation front-ends write and the sandbox scores. One object per line with `task_id` and
 `completion`, optionally `completion_id`; results add `passed` and `result`.
 
-Reading validates against the problem set and names the offending line: malformed JSON, missing
-or non-string fields, unknown task ids, duplicates (the same `task_id` and `completion_id` twice)
-and problems without any sample.
+Reading validates against the problem set and names the offending line: bytes that are not UTF-8,
+malformed JSON, missing or non-string fields, a `completion_id` that is neither an integer nor a
+string, unknown task ids, duplicates (the same `task_id` and `completion_id` twice) and problems
+without any sample.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def read_samples(path: str, problems: Mapping[str, Problem], *, allow_missing: b
         if task_id not in problems:
             raise InputError(f"{where}: unknown task id {task_id!r}")
         completion_id = record.get("completion_id")
+        if completion_id is not None and type(completion_id) not in (int, str):
+            raise InputError(f"{where}: field 'completion_id' must be an integer or a string, "
+                             f"not {type(completion_id).__name__}")
         if completion_id is not None:
             key = (task_id, completion_id)
             if key in first_line:

@@ -49,5 +49,5 @@ def score(samples: Sequence[Sample], problems: Mapping[str, Problem], pool: Sand
     summary = {**pass_at_k([tuple(counts) for counts in per_task.values()], ks),
                "problems": len(per_task), "samples": len(samples),
                "passed": sum(record["passed"] for record in results),
-               "isolation": pool.launcher.name}
+               "isolation": pool.launcher.name, "isolation_level": pool.isolation_level}
     return results, summary

