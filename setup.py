@@ -33,7 +33,8 @@ DATA = [
     "tqdm",
 ]
 CONVERT = ["torch==2.13.0", "transformers>=5", "safetensors"]
-BEAM = ["apache-beam>=2.77"]
+# dask + distributed: Beam's DaskRunner, the second runner the stages are tested on (issue 27).
+BEAM = ["apache-beam>=2.77", "dask", "distributed"]
 TEST = ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"]
 
 setup(

@@ -50,6 +50,10 @@ def record_key(shard_index: int, line: int) -> str:
     return f"{shard_index:05d}:{line:09d}"
 
 
+def shard_of_key(key: str) -> int:
+    return int(key.split(":", 1)[0])
+
+
 def rejection_reason(text: str, max_chars: int) -> str | None:
     if not text.strip():
         return "empty"
