@@ -4,7 +4,7 @@ bucket of near-copies against as many distinct records, and how often linking ea
 leader keeps or drops other records than comparing every pair would.
 
     python benchmarks/dedup_scale.py [--sizes 10000,100000] [--bucket 10000]
-        [--decontaminate 100000] [--beam] [--disagreement]
+        [--decontaminate 100000] [--beam 10000] [--disagreement]
 
 Inputs are records of a few KB cut from this interpreter's standard library (every .py file,
 tests included): a seeded window of 40-120 lines of a random file, with seeded edits (one
@@ -12,11 +12,12 @@ identifier renamed throughout, one line dropped, one comment added), written as 
 records. The pathological input is `--bucket` near-copies of one such window, each with its own
 small edits, so they share their LSH bands and fall into the same buckets.
 
-Each run is its own process, so its peak RSS (`ru_maxrss`, imports included: TensorFlow alone is
-about 0.5 GB) is its own. The single process is one worker; with `--beam` the dedup also runs on
-the DirectRunner with `--direct_running_mode=multi_processing --direct_num_workers=2`, and the
-peak RSS printed is the largest of its worker processes (the DirectRunner's controller process,
-which holds the shuffled data on this runner but not on Dataflow, is printed beside it).
+Each run is its own process, so its peak RSS (VmHWM, imports included: they alone are 0.76 GB,
+TensorFlow most of it) is its own. The single process is one worker; with `--beam SIZES` the
+dedup also runs at those sizes on the DirectRunner with `--direct_running_mode=multi_processing
+--direct_num_workers=2`: "workers GB" is the largest peak of its worker processes, "peak RSS"
+that of the controller process, which holds the shuffled data on this runner (Dataflow's shuffle
+service does not live in a worker).
 `--disagreement` compares the kept set with the one all-pairs comparison of every bucket gives.
 """
 
@@ -27,10 +28,10 @@ import json
 import os
 import random
 import re
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -98,14 +99,41 @@ def _write(directory: str, data: list[dict]) -> None:
 def _run_child(stage: str, input_dir: str, out_dir: str, beam: bool) -> dict:
     """Runs one stage in a fresh process and returns its wall time and peak RSS."""
     done = subprocess.run([sys.executable, __file__, "--child", stage, input_dir, out_dir]
-                          + (["--beam"] if beam else []),
+                          + (["--child-beam"] if beam else []),
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _peak_gb(pid: int) -> float:
+    """The process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over fork and
+    exec, so a child would report its parent's peak."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
+
+
+def _watch_workers(peaks: dict, stop: threading.Event) -> None:
+    """Samples the peak RSS of every descendant process (the Beam workers) until `stop`."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.5):
+        for child in me.children(recursive=True):
+            peaks[child.pid] = max(peaks.get(child.pid, 0.0), _peak_gb(child.pid))
 
 
 def _child(stage: str, input_dir: str, out_dir: str, beam: bool) -> None:
     from data_pipeline import decontaminate, dedup
 
+    peaks: dict = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_workers, args=(peaks, stop), daemon=True)
+    watcher.start()
     start = time.perf_counter()
     if stage == "dedup":
         args = (["--runner=DirectRunner", "--direct_running_mode=multi_processing",
@@ -117,9 +145,10 @@ def _child(stage: str, input_dir: str, out_dir: str, beam: bool) -> None:
                                              methods=("substring", "ngram", "ast"))
         summary = {"kept": report["kept"], "dropped": report["dropped"]}
     seconds = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    print(json.dumps({"seconds": seconds, "rss_gb": own, "worker_rss_gb": children, **summary}))
+    stop.set()
+    watcher.join()
+    print(json.dumps({"seconds": seconds, "rss_gb": _peak_gb(os.getpid()),
+                      "worker_rss_gb": max(peaks.values(), default=0.0), **summary}))
 
 
 def kept_ids(data: list[dict], all_pairs: bool) -> set[str]:
@@ -171,17 +200,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--bucket", type=int, default=10_000)
     parser.add_argument("--decontaminate", default="", help="sizes, e.g. 10000,100000")
-    parser.add_argument("--beam", action="store_true")
+    parser.add_argument("--beam", default="",
+                        help="sizes at which the dedup also runs on Beam (2 processes)")
     parser.add_argument("--disagreement", action="store_true")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child-beam", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child, args.beam)
+        _child(*args.child, args.child_beam)
         return
+    beam_sizes = {int(s) for s in args.beam.split(",") if s}
     sources = _sources()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'stage':14s} {'input':28s} {'records':>9s} {'MB':>7s} {'seconds':>8s} "
+    print(f"{'stage':22s} {'input':28s} {'records':>9s} {'MB':>7s} {'seconds':>8s} "
           f"{'rec/s':>7s} {'peak RSS GB':>11s} {'workers GB':>10s}  kept")
     with tempfile.TemporaryDirectory() as tmp:
         inputs = [(f"real {n}", distinct_records(n, n, sources)) for n in sizes]
@@ -192,19 +224,19 @@ def main() -> None:
         runs = [("dedup", name, data) for name, data in inputs]
         runs += [("decontaminate", f"real {n}", distinct_records(n, n, sources))
                  for n in (int(s) for s in args.decontaminate.split(",") if s)]
-        for beam in ([False, True] if args.beam else [False]):
+        for beam in ([False, True] if beam_sizes else [False]):
             for stage, name, data in runs:
-                if beam and stage != "dedup":
+                if beam and (stage != "dedup" or len(data) not in beam_sizes):
                     continue
                 input_dir = os.path.join(tmp, f"{stage}-{len(data)}-{name.split()[0]}")
                 if not os.path.exists(input_dir):
                     _write(input_dir, data)
                 result = _run_child(stage, input_dir, f"{input_dir}-out-{beam}", beam)
-                label = f"{stage}{' (Beam 2 proc)' if beam else ''}"
+                label = f"{stage}{' Beam 2 proc' if beam else ''}"
                 timed[(label, name)] = result
                 megabytes = sum(len(r["text"].encode()) for r in data) / 1e6
                 workers = f"{result['worker_rss_gb']:10.2f}" if beam else f"{'-':>10s}"
-                print(f"{label:14s} {name:28s} {len(data):9d} {megabytes:7.1f} "
+                print(f"{label:22s} {name:28s} {len(data):9d} {megabytes:7.1f} "
                       f"{result['seconds']:8.1f} {len(data) / result['seconds']:7.0f} "
                       f"{result['rss_gb']:11.2f} {workers}  {result['kept']}", flush=True)
         for (label, name), result in timed.items():
