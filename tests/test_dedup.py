@@ -11,7 +11,7 @@ import random
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from data_pipeline import dedup, embedded_data, records, stdlib_source
@@ -239,6 +239,6 @@ def test_distributed_components_equal_union_find(rounds):
     for a, b in edges:
         union.union(a, b)
     expected = sorted({(n, union.find(n)) for edge in edges for n in edge})
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         labels = p | beam.Create(edges) | components.ConnectedComponents(rounds)
         assert_that(labels, equal_to(expected))
