@@ -33,7 +33,8 @@ DATA = [
     "tqdm",
 ]
 CONVERT = ["torch==2.13.0", "transformers>=5", "safetensors"]
-BEAM = ["apache-beam>=2.77"]
+# dask + distributed: Beam's DaskRunner, the second runner the stages are tested on (issue 27).
+BEAM = ["apache-beam>=2.77", "dask", "distributed"]
 # libtpu (about 210 MB, the version jax's `tpu` extra pins) lets phi1_jax.preflight and its tests
 # compile for TPU topologies on a CPU host; `make demo` does without it.
 TEST = ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "libtpu"]

@@ -11,7 +11,8 @@ workers, e.g. `--setup_file=./setup.py` and a `gs://` vocabulary path).
 
 It is seqio's cache-tasks job (`seqio.scripts.cache_tasks_main`) with one change: seqio's job
 reshuffles examples globally before writing, while this one writes cache file *i* from source shard
-*i*, in source order. The cache is then a drop-in for on-the-fly tokenization: the loader reads it
+*i*, in source order, and its stats come from one small dict per shard instead of every example.
+The cache is then a drop-in for on-the-fly tokenization: the loader reads it
 shard by shard with seqio's own cached-source reader, skips records by position on resume, and
 gets exactly the batches it would have computed (`training reads the cache when data.cache_dir is
 set and the Task's COMPLETED marker exists`). Layout (seqio's): `CACHE_DIR/<task>/` with
@@ -23,7 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Iterator, Mapping, Sequence
+import uuid
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 import seqio
@@ -36,8 +38,8 @@ from data_pipeline.sources import MAX_BAD_FRACTION, SOURCES
 
 
 class _CacheShard(beam.DoFn):
-    """Preprocesses (up to the CacheDatasetPlaceholder) one source shard of one split and writes it
-    as one cache file; emits the examples for the stats."""
+    """Preprocesses (up to the CacheDatasetPlaceholder) one source shard of one split, writes it
+    as one cache file and emits the shard's stats (examples, tokens per feature, longest)."""
 
     def __init__(self, task_name: str, source: str, split: str, out_prefix: str, num_shards: int,
                  registration: Mapping):
@@ -48,18 +50,43 @@ class _CacheShard(beam.DoFn):
     def setup(self) -> None:
         # Remote workers start with empty registries.
         self._task = tasks.register_task(self._task_name, self._source, **self._registration)
+        # seqio's own per-example token count, so the stats mean what seqio's cache job's mean.
+        self._count_tokens = beam_utils._CountTokens(self._task.output_features)
 
     def process(self, shard: int) -> Iterator[dict]:
         ds = self._task.source.get_dataset(self._split, shuffle=False,
                                            shard_info=seqio.ShardInfo(shard, self._num_shards))
         ds = self._task.preprocess_precache(ds)
         path = f"{self._out_prefix}-{shard:05d}-of-{self._num_shards:05d}"
-        # Written under a temporary name and renamed, so a retried bundle never leaves half a file.
-        with tf.io.TFRecordWriter(path + ".incomplete") as writer:
+        stats: dict = {"examples": 0}
+        # Written under a temporary name of this attempt and renamed, so a retried or duplicated
+        # bundle never leaves half a file nor renames another attempt's.
+        partial = f"{path}.incomplete-{uuid.uuid4().hex}"
+        with tf.io.TFRecordWriter(partial) as writer:
             for ex in ds.as_numpy_iterator():
-                writer.write(seqio.dict_to_tfexample(ex).SerializeToString())
-                yield ex
-        tf.io.gfile.rename(path + ".incomplete", path, overwrite=True)
+                # Deterministic: a map field's order otherwise follows the process's string hash,
+                # and the same cache written by two workers would differ in its bytes.
+                writer.write(seqio.dict_to_tfexample(ex).SerializeToString(deterministic=True))
+                stats["examples"] += 1
+                for name, tokens in self._count_tokens.process(ex):
+                    stats[name] = stats.get(name, 0) + tokens
+                    longest = name.replace("tokens", "max_tokens")
+                    stats[longest] = max(stats.get(longest, 0), tokens)
+        tf.io.gfile.rename(partial, path, overwrite=True)
+        yield stats
+
+
+def _write_stats(path: str, shard_stats: Iterable[dict]) -> str:
+    """Sums the shards' stats into seqio's `stats.<split>.json` (same keys and layout as its
+    GetStats + WriteJson), written in one step from one small dict per shard."""
+    merged: dict = {}
+    for stats in shard_stats:
+        for name, value in stats.items():
+            merged[name] = max(merged.get(name, 0), value) if "max_tokens" in name \
+                else merged.get(name, 0) + value
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(merged, sort_keys=True, indent=2) + "\n")
+    return path
 
 
 def _write_info(out_dir: str, split: str, num_shards: int) -> None:
@@ -90,21 +117,25 @@ def cache_mixture(mixture: str, out_dir: str, *, vocabulary: str = "",
     if not todo:
         return []
     with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+        written = []
         for source, task, task_dir in todo:
             num_shards = len(task.source.shards)
             for split in splits:
                 label = f"{task.name}_{split}"
                 _write_info(task_dir, split, num_shards)
-                examples = (
+                written.append(
                     pipeline
                     | f"{label}_shards" >> beam.Create(range(num_shards))
                     | f"{label}_cache" >> beam.ParDo(_CacheShard(
                         task.name, source, split, seqio.get_cached_tfrecord_prefix(task_dir, split),
-                        num_shards, registration)))
-                _ = (examples
-                     | f"{label}_stats" >> beam_utils.GetStats(task.output_features)
-                     | f"{label}_write_stats" >> beam_utils.WriteJson(
-                         seqio.get_cached_stats_path(task_dir, split)))
+                        num_shards, registration))
+                    | f"{label}_one_place" >> beam.Map(lambda stats: (None, stats))
+                    | f"{label}_gather_stats" >> beam.GroupByKey()
+                    | f"{label}_write_stats" >> beam.MapTuple(
+                        lambda _, shard_stats, path=seqio.get_cached_stats_path(task_dir, split):
+                        _write_stats(path, shard_stats)))
+        # One last step that depends on every write: Beam's DaskRunner computes only the last.
+        _ = written | "every write" >> beam.Flatten()
     for _, _, task_dir in todo:
         with tf.io.gfile.GFile(os.path.join(task_dir, "COMPLETED"), "w") as f:
             f.write("")

@@ -12,14 +12,18 @@ Reads record shards (a file, directory or glob, local or gs://; any mix of sourc
 - `dedup_report.json`: counts, MinHash settings (threshold, permutations, bands x rows), the keep
   rule and the bad input (malformed lines, empty / huge / undecodable records, counted and listed).
 
-Exact duplicates (same sha256 of the text) are removed first; then MinHash LSH (datasketch) over
-word 5-gram shingles finds pairs whose estimated Jaccard similarity is at least the threshold,
-within and across sources. Each connected cluster keeps one record: the longest text, ties by the
-smallest id, then by shard and line, so the kept set does not depend on input order.
+Exact duplicates (same sha256 of the text) are removed first; then MinHash (datasketch) over word
+5-gram shingles and LSH bands find near-duplicates, within and across sources: in every band
+bucket each member is checked against the bucket's leader, not against every other member
+(`cleaning.band_buckets`), and linked when its estimated Jaccard similarity reaches the threshold.
+Each connected cluster keeps one record: the longest text, ties by the smallest id, then by shard
+and line, so the kept set does not depend on input order.
 
 `--beam` runs the same computation as an Apache Beam pipeline (DirectRunner unless Beam options
-say otherwise): signatures per shard, content hashes and LSH bands as keyed groupings, clusters in
-one step, then each shard filtered in parallel. It writes the same files as the single process.
+say otherwise, e.g. `--runner=DataflowRunner`): signatures per shard, content hashes and LSH bands
+as keyed groupings, clusters as distributed connected components (`cleaning.components`), then
+each shard filtered in parallel. It writes the same files as the single process, which holds
+every signature in memory and suits inputs up to a few hundred thousand records.
 """
 
 from __future__ import annotations
@@ -27,20 +31,22 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from data_pipeline import records
+from data_pipeline.cleaning import band_buckets
 from data_pipeline.cleaning import clusters as clusters_lib
 from data_pipeline.cleaning import dedup_report, intake, minhash
 
 
 def find_clusters(paths: Sequence[str], config: minhash.MinHashConfig, max_chars: int,
                   ) -> tuple[list[clusters_lib.Cluster], list[intake.ShardIntake]]:
-    """First pass: exact groups by content hash, one signature per distinct content, LSH
-    candidates verified by estimated Jaccard, clusters by the keep rule."""
+    """First pass: exact groups by content hash, one signature per distinct content, LSH band
+    buckets linked to their leaders (`band_buckets.star_edges`), clusters by the keep rule."""
     groups: dict[str, list[clusters_lib.Member]] = {}
-    signatures: dict[str, minhash.MinHash] = {}
-    lsh = config.new_lsh()
+    values: dict[str, np.ndarray] = {}
+    buckets: dict[tuple[int, bytes], list[str]] = {}
     intakes = []
     for index, path in enumerate(paths):
         shard = intake.ShardIntake(path)
@@ -49,22 +55,19 @@ def find_clusters(paths: Sequence[str], config: minhash.MinHashConfig, max_chars
             digest = minhash.content_hash(text)
             groups.setdefault(digest, []).append(
                 clusters_lib.Member(entry.key, entry.record["id"], len(text)))
-            if digest not in signatures:
-                signatures[digest] = minhash.signature(text, config)
-                lsh.insert(digest, signatures[digest])
+            if digest not in values:
+                values[digest] = minhash.signature(text, config).hashvalues
+                for band in minhash.band_keys(values[digest], config):
+                    buckets.setdefault(band, []).append(digest)
         intakes.append(shard)
     representative = {digest: min(group, key=clusters_lib.keep_order)
                       for digest, group in groups.items()}
-    near_pairs = []
-    values = {digest: s.hashvalues for digest, s in signatures.items()}
-    for digest, signature in signatures.items():
-        for other in lsh.query(signature):
-            if other > digest and minhash.estimated_jaccard(values[digest], values[other]) \
-                    >= config.threshold:
-                near_pairs.append((representative[digest], representative[other]))
+    near_pairs = {edge for bucket in buckets.values() if len(bucket) > 1
+                  for edge in band_buckets.star_edges(((d, values[d]) for d in bucket),
+                                                      config.threshold)}
     digest_of = {m.key: d for d, group in groups.items() for m in group}
     clusters = clusters_lib.build_clusters(
-        groups.values(), near_pairs,
+        groups.values(), [(representative[a], representative[b]) for a, b in near_pairs],
         lambda a, b: minhash.estimated_jaccard(values[digest_of[a]], values[digest_of[b]]))
     return clusters, intakes
 

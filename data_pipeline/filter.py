@@ -62,6 +62,14 @@ def score_line(record_id: str, score: Optional[float], bad_reason: Optional[str]
     return line
 
 
+def write_scores(out_dir: str, lines: Iterable[dict]) -> int:
+    """`scores.jsonl`, sorted by id, so every path and runner writes the same bytes."""
+    lines = sorted(lines, key=lambda line: line["id"])
+    with tf.io.gfile.GFile(f"{out_dir.rstrip('/')}/{SCORES_FILE}", "w") as f:
+        f.write("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
+    return len(lines)
+
+
 def _report_context(classifier_dir: Optional[str], embedder_name: str, input_pattern: str,
                     path: str) -> dict:
     return {"classifier": classifier_dir or "shipped default", "embedder": embedder_name,
@@ -115,9 +123,7 @@ def filter_records(input_pattern: str, out_dir: str, *, classifier_dir: Optional
     tf.io.gfile.makedirs(out_dir)
     for index, shard in enumerate(kept):
         write_kept_shard(out_dir, index, num_shards, shard)
-    with tf.io.gfile.GFile(f"{out_dir.rstrip('/')}/{SCORES_FILE}", "w") as f:
-        for line in sorted(lines, key=lambda line: line["id"]):
-            f.write(json.dumps(line, sort_keys=True) + "\n")
+    write_scores(out_dir, lines)
     context = _report_context(classifier_dir, scorer.embedder.name, input_pattern, "single-process")
     result = report.write(out_dir, scorer.threshold, **context)
     logging.info("embedding %.1f s, classifier %.1f s", scorer.embed_seconds, scorer.classify_seconds)

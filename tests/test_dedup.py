@@ -1,16 +1,23 @@
 """Near-duplicate removal (data_pipeline.dedup) on real standard-library files: planted copies with
 small edits, reordered blocks and changed whitespace are removed whichever way the input is
 ordered, distinct files stay, the Beam pipeline writes the same files, bad input is counted and
-reported without costing other records, and the embedded textbook and exercises go through it."""
+reported without costing other records, and the embedded textbook and exercises go through it.
+A bucket of near-copies costs edges linear in its size, and the Beam form's distributed connected
+components equal the single process's union-find."""
 
 import json
 import os
 import random
 
+import apache_beam as beam
 import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from data_pipeline import dedup, embedded_data, records, stdlib_source
-from data_pipeline.cleaning import minhash
+from data_pipeline.cleaning import band_buckets
+from data_pipeline.cleaning import clusters as clusters_lib
+from data_pipeline.cleaning import components, minhash
 
 # Real modules of different sizes and topics; none is a near-duplicate of another.
 STDLIB_FILES = [
@@ -189,3 +196,49 @@ def test_bad_options_are_refused_with_a_clear_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         dedup.main(["--input", "x", "--out", str(tmp_path), "--threshold", "0.99"])
     assert "too close to 1 for 128 permutations" in capsys.readouterr().err
+
+
+def _near_copies(count: int) -> list[dict]:
+    """`count` distinct near-copies of one real file: each changes one of its lines."""
+    original = stdlib_source.stdlib_record("bisect.py")
+    lines = original["text"].splitlines()
+    copies = []
+    for i in range(count):
+        edited = list(lines)
+        edited[(i * 7) % len(edited)] += f"  # copy {i}"
+        copies.append(dict(original, id=f"copy/{i:05d}", text="\n".join(edited)))
+    return copies
+
+
+def test_a_bucket_of_near_copies_costs_edges_linear_in_its_size(tmp_path):
+    copies = _near_copies(1000)
+    config = minhash.MinHashConfig()
+    members = [(minhash.content_hash(r["text"]), minhash.signature(r["text"], config).hashvalues)
+               for r in copies]
+    # As one bucket: every copy is linked to the leader, so n - 1 edges, not n (n - 1) / 2 pairs.
+    edges = list(band_buckets.star_edges(members, config.threshold))
+    leader = min(digest for digest, _ in members)
+    assert len(edges) == len(copies) - 1 and {a for a, _ in edges} == {leader}
+    records.write_shard(str(tmp_path / "in.jsonl"), copies)
+    report = dedup.dedup(str(tmp_path / "in.jsonl"), str(tmp_path / "out"))
+    assert report["kept"] == 1 and report["clusters"] == 1
+    assert report["dropped"] == {"exact": 0, "near": len(copies) - 1}
+
+
+@pytest.mark.parametrize("rounds", [0, 1, components.DEFAULT_ROUNDS])
+def test_distributed_components_equal_union_find(rounds):
+    """Chains, stars and nodes with several smaller neighbours; with 0 rounds everything is left
+    to the final settling step, with 1 part of it, with the default none of it."""
+    rng = random.Random(rounds)
+    nodes = [f"n{i:04d}" for i in range(400)]
+    edges = [(nodes[i], nodes[i + 1]) for i in range(0, 120)]  # one long chain
+    edges += [(nodes[200], nodes[i]) for i in range(201, 260)]  # a star
+    edges += [(rng.choice(nodes[260:]), rng.choice(nodes[260:])) for _ in range(120)]
+    edges = [(a, b) for a, b in edges if a != b]
+    union = clusters_lib.UnionFind()
+    for a, b in edges:
+        union.union(a, b)
+    expected = sorted({(n, union.find(n)) for edge in edges for n in edge})
+    with test_pipeline.TestPipeline() as p:
+        labels = p | beam.Create(edges) | components.ConnectedComponents(rounds)
+        assert_that(labels, equal_to(expected))

@@ -35,7 +35,7 @@ class Cluster:
     dropped: tuple[tuple[Member, float, str], ...]
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self):
         self.parent: dict[str, str] = {}
 
@@ -58,37 +58,48 @@ def build_clusters(exact_groups: Iterable[Sequence[Member]],
                    similarity: Callable[[str, str], float]) -> list[Cluster]:
     """Clusters with more than one member, ordered by kept id. `exact_groups` are the groups of
     equal content (singletons allowed), `near_pairs` the near-duplicate pairs among the groups'
-    representatives, `similarity(key_a, key_b)` the estimated Jaccard of two representatives."""
-    union = _UnionFind()
-    members: dict[str, Member] = {}
-    representative: dict[str, Member] = {}
-    for group in exact_groups:
-        group = sorted(group, key=keep_order)
+    representatives, `similarity(key_a, key_b)` the estimated Jaccard of two representatives.
+    This is the single-process cluster step; the Beam form finds the components with
+    `cleaning.components` and calls `component_cluster` per component."""
+    union = UnionFind()
+    groups = [list(group) for group in exact_groups]
+    for group in groups:
         for m in group:
-            members[m.key] = m
-            representative[m.key] = group[0]
             union.union(group[0].key, m.key)
     for a, b in near_pairs:
         union.union(a.key, b.key)
-    components: dict[str, list[Member]] = {}
-    for key, m in members.items():
-        components.setdefault(union.find(key), []).append(m)
-    out = []
-    for component in components.values():
-        if len(component) < 2:
-            continue
-        component.sort(key=keep_order)
-        kept = component[0]
-        dropped = []
-        for m in component[1:]:
-            rep = representative[m.key]
-            if rep.key == kept.key:
-                dropped.append((m, 1.0, "exact"))
-            else:
-                dropped.append((m, similarity(rep.key, kept.key), "near"))
-        out.append(Cluster(kept, tuple(dropped)))
-    out.sort(key=lambda c: keep_order(c.kept)[1:])
-    return out
+    components: dict[str, list[list[Member]]] = {}
+    for group in groups:
+        components.setdefault(union.find(group[0].key), []).append(group)
+    found = (component_cluster(component, similarity) for component in components.values())
+    return ordered([c for c in found if c is not None])
+
+
+def component_cluster(exact_groups: Sequence[Sequence[Member]],
+                      similarity: Callable[[str, str], float]) -> Cluster | None:
+    """The cluster of one connected component given as its exact groups, by the keep rule; None
+    for a lone record. `similarity` is called on group representatives only."""
+    members = sorted((m for group in exact_groups for m in group), key=keep_order)
+    if len(members) < 2:
+        return None
+    kept = members[0]
+    representative = {}
+    for group in exact_groups:
+        first = min(group, key=keep_order)
+        representative.update((m.key, first) for m in group)
+    dropped = []
+    for m in members[1:]:
+        rep = representative[m.key]
+        if rep.key == kept.key:
+            dropped.append((m, 1.0, "exact"))
+        else:
+            dropped.append((m, similarity(rep.key, kept.key), "near"))
+    return Cluster(kept, tuple(dropped))
+
+
+def ordered(clusters: Iterable[Cluster]) -> list[Cluster]:
+    """The report's order: by kept id (then key), whatever order the clusters were found in."""
+    return sorted(clusters, key=lambda c: keep_order(c.kept)[1:])
 
 
 def dropped_keys(clusters: Sequence[Cluster]) -> set[str]:

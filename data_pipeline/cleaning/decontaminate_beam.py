@@ -1,6 +1,8 @@
 """The decontamination stage as an Apache Beam pipeline: one worker step per input shard runs the
 same per-shard work as the single process (`decontamination_report.decontaminate_shard`, with the
-benchmark index built once per worker in `setup`), and one final step assembles the same report.
+benchmark index built once per worker in `setup`), and one final step assembles the same report
+from the shards' outcomes (grouped under one key rather than a global combine, whose default value
+is a side input that Beam's DaskRunner computes by running the shards again).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def run(input_pattern: str, paths: Sequence[str], out_dir: str, report_path: str
         _ = (p
              | "shards" >> beam.Create(list(enumerate(paths)))
              | "decontaminate" >> beam.ParDo(shard_step)
-             | "all shards" >> beam.combiners.ToList()
-             | "report" >> beam.Map(lambda outcomes: intake.write_json(
+             | "one place" >> beam.Map(lambda outcome: (None, outcome))
+             | "all shards" >> beam.GroupByKey()
+             | "report" >> beam.MapTuple(lambda _, outcomes: intake.write_json(
                  report_path, decontamination_report.build_report(
                      input_pattern, benchmark_paths, problems, ordered_methods, outcomes))))

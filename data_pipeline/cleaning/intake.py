@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import uuid
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import tensorflow as tf
@@ -50,6 +51,10 @@ def record_key(shard_index: int, line: int) -> str:
     return f"{shard_index:05d}:{line:09d}"
 
 
+def shard_of_key(key: str) -> int:
+    return int(key.split(":", 1)[0])
+
+
 def rejection_reason(text: str, max_chars: int) -> str | None:
     if not text.strip():
         return "empty"
@@ -83,8 +88,10 @@ def scan_shard(path: str, shard_index: int, intake: ShardIntake,
 
 def output_path(out_dir: str, shard_index: int, num_shards: int, fmt: str = "jsonl",
                 partial: bool = False) -> str:
-    # A partial shard keeps the format's suffix so records.py still knows how to write it.
-    mark = ".incomplete" if partial else ""
+    # A partial shard keeps the format's suffix so records.py still knows how to write it, and is
+    # named for this attempt: a runner may run the same shard twice at once (a retried or
+    # speculative bundle, the DaskRunner recomputing a side input's inputs).
+    mark = f".incomplete-{uuid.uuid4().hex}" if partial else ""
     return f"{out_dir.rstrip('/')}/records-{shard_index:05d}-of-{num_shards:05d}{mark}.{fmt}"
 
 

@@ -10,8 +10,7 @@ assigned by id, `scores.jsonl` and the report.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 
@@ -39,7 +38,7 @@ class _ScoreBatches(beam.DoFn):
 
 
 class _ReportCombineFn(beam.CombineFn):
-    """Sums (score, kept) pairs and BadInputs into one FilterReport."""
+    """Sums scores and BadInputs into one FilterReport (a None item adds nothing)."""
 
     def __init__(self, threshold: float):
         self._threshold = threshold
@@ -50,7 +49,7 @@ class _ReportCombineFn(beam.CombineFn):
     def add_input(self, report: FilterReport, item: Any) -> FilterReport:
         if isinstance(item, BadInput):
             report.add_bad(item)
-        else:
+        elif item is not None:
             report.add_score(item, item >= self._threshold)
         return report
 
@@ -62,8 +61,25 @@ class _ReportCombineFn(beam.CombineFn):
         return report
 
 
-def _read(item: ReadUnit | BadInput, max_bytes: int) -> Iterable[dict | BadInput]:
-    return [item] if isinstance(item, BadInput) else filter_inputs.read_unit(item, max_bytes)
+def _read_batches(item: ReadUnit | BadInput, max_bytes: int, batch_size: int
+                  ) -> Iterator[list[dict] | BadInput]:
+    """A read unit's bad inputs one by one and its records in batches of `batch_size`. Batching
+    here rather than with BatchElements: Beam's DaskRunner drops what a DoFn emits when a bundle
+    finishes, which is where BatchElements emits its last batch of every bundle."""
+    if isinstance(item, BadInput):
+        yield item
+        return
+    batch = []
+    for read in filter_inputs.read_unit(item, max_bytes):
+        if isinstance(read, BadInput):
+            yield read
+            continue
+        batch.append(read)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def build(pipeline: beam.Pipeline, files: Sequence[tuple[str, str]], out_dir: str, *,
@@ -76,11 +92,10 @@ def build(pipeline: beam.Pipeline, files: Sequence[tuple[str, str]], out_dir: st
              | "Files" >> beam.Create(list(files))
              | "PlanUnits" >> beam.FlatMapTuple(filter_inputs.plan_units)
              | "Spread" >> beam.Reshuffle()
-             | "Read" >> beam.FlatMap(_read, max_bytes))
+             | "Read" >> beam.FlatMap(_read_batches, max_bytes, batch_size))
     bad = items | "Bad" >> beam.Filter(lambda item: isinstance(item, BadInput))
     scored = (items
-              | "Records" >> beam.Filter(lambda item: isinstance(item, dict))
-              | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+              | "Batches" >> beam.Filter(lambda item: isinstance(item, list))
               | "Score" >> beam.ParDo(_ScoreBatches(classifier_dir, embedder_spec, embed_batch_size)))
 
     keyed_kept = (scored
@@ -89,22 +104,30 @@ def build(pipeline: beam.Pipeline, files: Sequence[tuple[str, str]], out_dir: st
                       lambda pair: (filter_stage.kept_shard_index(pair[0]["id"], num_shards), pair[0])))
     # Every shard index, so shards that keep nothing are written too, as in the single process.
     shard_indices = pipeline | "ShardIndices" >> beam.Create([(i, None) for i in range(num_shards)])
-    _ = ({"kept": keyed_kept, "index": shard_indices}
-         | "GroupShards" >> beam.CoGroupByKey()
-         | "WriteShards" >> beam.MapTuple(
-             lambda index, grouped: filter_stage.write_kept_shard(out_dir, index, num_shards, grouped["kept"])))
+    written_shards = ({"kept": keyed_kept, "index": shard_indices}
+                      | "GroupShards" >> beam.CoGroupByKey()
+                      | "WriteShards" >> beam.MapTuple(
+                          lambda index, grouped: filter_stage.write_kept_shard(out_dir, index, num_shards, grouped["kept"])))
 
     score_lines = (scored | "ScoreLines" >> beam.MapTuple(lambda record, score: filter_stage.score_line(record["id"], score)))
     bad_lines = (bad
                  | "BadWithId" >> beam.Filter(lambda b: b.id is not None)
                  | "BadLines" >> beam.Map(lambda b: filter_stage.score_line(b.id, None, b.reason)))
-    _ = ((score_lines, bad_lines)
-         | "AllLines" >> beam.Flatten()
-         | "Json" >> beam.Map(lambda line: json.dumps(line, sort_keys=True))
-         | "WriteScores" >> beam.io.WriteToText(f"{out_dir.rstrip('/')}/{filter_stage.SCORES_FILE}",
-                                                num_shards=1, shard_name_template=""))
+    # One worker sorts the (id, score) lines, as the single process does, so the file's bytes do
+    # not depend on the runner's order: about 60 bytes per file.
+    written_scores = ((score_lines, bad_lines)
+                      | "AllLines" >> beam.Flatten()
+                      | "LinesInOnePlace" >> beam.Map(lambda line: (None, line))
+                      | "GatherLines" >> beam.GroupByKey()
+                      | "WriteScores" >> beam.MapTuple(lambda _, lines: filter_stage.write_scores(out_dir, lines)))
 
-    _ = (((scored | "Scores" >> beam.MapTuple(lambda record, score: score)), bad)
-         | "ReportItems" >> beam.Flatten()
-         | "Report" >> beam.CombineGlobally(_ReportCombineFn(threshold))
-         | "WriteReport" >> beam.Map(lambda report: report.write(out_dir, threshold, **report_context)))
+    # The report combines without a default (a side input, which Beam's DaskRunner computes by
+    # scoring everything again); the one `None` item makes sure there is a report of nothing.
+    written_report = (((scored | "Scores" >> beam.MapTuple(lambda record, score: score)), bad,
+                       pipeline | "NoItem" >> beam.Create([None]))
+                      | "ReportItems" >> beam.Flatten()
+                      | "Report" >> beam.CombineGlobally(_ReportCombineFn(threshold)).without_defaults()
+                      | "WriteReport" >> beam.Map(lambda report: report.write(out_dir, threshold, **report_context)))
+    # One last step that depends on every write: the DaskRunner computes only the last step.
+    _ = ((written_shards, written_scores, written_report | "ReportDone" >> beam.Map(lambda _: 0))
+         | "EveryWrite" >> beam.Flatten())
