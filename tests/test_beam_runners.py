@@ -8,9 +8,9 @@ serves the whole module and each stage runs once per runner."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
+from file_tree import files_under
 
 from data_pipeline import cache, decontaminate, dedup, records, stdlib_source
 from data_pipeline import filter as filter_stage
@@ -39,16 +39,6 @@ def runners():
             client.close()
 
 
-def _files(root) -> dict[str, bytes]:
-    out = {}
-    for directory, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = f.read()
-    return out
-
-
 def _assert_same(reference: dict[str, bytes], runs: dict, *, skip: tuple = ()) -> None:
     for runner, files in runs.items():
         assert sorted(files) == sorted(reference), runner
@@ -64,8 +54,8 @@ def test_dedup(runners, tmp_path):
     runs = {}
     for name, args in runners.items():
         dedup.dedup(str(tmp_path / "in"), str(tmp_path / name), beam_args=args)
-        runs[name] = _files(tmp_path / name)
-    reference = _files(tmp_path / "single")
+        runs[name] = files_under(tmp_path / name)
+    reference = files_under(tmp_path / "single")
     assert len(reference) == 5 and b'"near": 3' in reference["dedup_report.json"]
     _assert_same(reference, runs)
 
@@ -79,7 +69,7 @@ def test_decontaminate(runners, tmp_path):
         decontaminate.decontaminate(str(tmp_path / "in"), str(tmp_path / name),
                                     str(tmp_path / name / "report.json"),
                                     methods=NO_EMBEDDING, beam_args=args)
-        outputs[name] = _files(tmp_path / name)
+        outputs[name] = files_under(tmp_path / name)
     reference = outputs.pop("single")
     assert b'"dropped": 4,' in reference["report.json"]
     _assert_same(reference, outputs)
@@ -94,8 +84,8 @@ def test_filter(runners, tmp_path):
     for name, args in runners.items():
         reports[name] = filter_stage.filter_with_beam(str(tmp_path / "in"), str(tmp_path / name),
                                                       args, **options)
-        runs[name] = _files(tmp_path / name)
-    reference = _files(tmp_path / "single")
+        runs[name] = files_under(tmp_path / name)
+    reference = files_under(tmp_path / "single")
     assert 0 < single["kept"] < single["scored"] == len(FILTER_FILES)
     # The report names its path ("single-process" or "beam"); all else is the same.
     _assert_same(reference, runs, skip=("report.json",))
@@ -112,7 +102,7 @@ def test_cache(runners, tmp_path):
     for name, args in runners.items():
         (task_dir,) = cache.cache_mixture("code_exercises", str(tmp_path / name), sources=sources,
                                           pipeline_args=args)
-        runs[name] = _files(task_dir)
+        runs[name] = files_under(task_dir)
     reference = runs.pop("in_process")
     assert sum(n.startswith("train.tfrecord") for n in reference) == 3
     assert b'"examples"' in reference["stats.train.json"]

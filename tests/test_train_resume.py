@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from file_tree import files_under
 
 from phi1_jax.checkpoint import load_model
 from phi1_jax.layer_stacking import stack_layers
@@ -123,23 +124,13 @@ def test_finetuning_starts_from_a_checkpoint_in_the_other_layer_layout(tmp_path)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def _files(root):
-    """Every file under `root` with its bytes."""
-    found = {}
-    for directory, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, root)] = f.read()
-    return found
-
 
 def _stops_and_changes_nothing(config, message: str) -> None:
     checkpoints = os.path.join(config.workdir, "checkpoints")
-    before = _files(checkpoints)
+    before = files_under(checkpoints)
     with pytest.raises(RestoreError, match=message):
         train(config)
-    assert _files(checkpoints) == before
+    assert files_under(checkpoints) == before
 
 
 def test_relaunches_that_cannot_resume_stop_and_change_no_checkpoint(tmp_path, caplog):
@@ -169,10 +160,10 @@ def test_relaunches_that_cannot_resume_stop_and_change_no_checkpoint(tmp_path, c
     _stops_and_changes_nothing(more, r"step 4: it was written by 2 hosts and this run has 1.*"
                                      r"--config.checkpoint.allow_host_count_change=True")
 
-    before = _files(checkpoints)
+    before = files_under(checkpoints)
     more.checkpoint.allow_host_count_change = True
     with caplog.at_level(logging.WARNING):
         summary = train(more)
     assert (summary["start_step"], summary["step"]) == (4, 5)
     assert any("written by 2 hosts, this run has 1" in r.getMessage() for r in caplog.records)
-    assert {k: v for k, v in _files(checkpoints).items() if not k.startswith("5")} == before
+    assert {k: v for k, v in files_under(checkpoints).items() if not k.startswith("5")} == before
