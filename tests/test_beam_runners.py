@@ -8,7 +8,6 @@ serves the whole module and each stage runs once per runner."""
 
 from __future__ import annotations
 
-
 import pytest
 from file_tree import files_under
 
