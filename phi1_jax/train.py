@@ -50,8 +50,9 @@ def check_config(config: ml_collections.ConfigDict) -> PhiConfig:
     """Everything that can be checked cheaply, so a bad run fails in seconds, not after compiling."""
     model_config = check_run_shape(config, jax.device_count(), jax.process_count())
     _check_data_paths(config.data)
-    if train.init_from and not epath.Path(train.init_from).exists():
-        raise ConfigError(f"train.init_from: no checkpoint at {train.init_from}")
+    init_from = config.train.init_from
+    if init_from and not epath.Path(init_from).exists():
+        raise ConfigError(f"train.init_from: no checkpoint at {init_from}")
     _check_writable(config.workdir)
     return model_config
 
