@@ -267,7 +267,7 @@ def test_an_interrupted_run_keeps_its_results(tmp_path):
     quick = [{"task_id": task_id, "completion_id": i, "completion": HUMANEVAL[task_id]["canonical_solution"]}
              for i in range(3)]
     slow = [{"task_id": task_id, "completion_id": 3 + i,
-             "completion": "    import time\n    time.sleep(4)\n" + HUMANEVAL[task_id]["canonical_solution"]}
+             "completion": "    import time\n    time.sleep(8)\n" + HUMANEVAL[task_id]["canonical_solution"]}
             for i in range(2)]
     samples = write_jsonl(tmp_path / "samples.jsonl", quick + slow)
     problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL[task_id]])
