@@ -294,6 +294,8 @@ def format_results(results: list[ProgramResult], hbm: int) -> str:
         lines.append(f"{r.name:<11} {_gib(m.arguments):>11} {_gib(m.outputs):>11} {_gib(m.aliased):>11} "
                      f"{_gib(m.temporaries):>11} {_gib(m.code):>11} {_gib(m.total):>11} "
                      f"{m.total / hbm:>7.0%} {r.compile_seconds:>8.1f}s")
+    lines.append("total = arguments + outputs - aliased + temporaries + code: an upper bound, since the compiler "
+                 "may reuse a donated argument's buffer for temporaries; a program fits when it compiles")
     for r in results:
         if r.argument_parts:
             parts = ", ".join(f"{name.replace('_', ' ')} {_gib(size)}" for name, size in r.argument_parts.items())
