@@ -267,15 +267,17 @@ def test_an_interrupted_run_keeps_its_results(tmp_path):
     quick = [{"task_id": task_id, "completion_id": i, "completion": HUMANEVAL[task_id]["canonical_solution"]}
              for i in range(3)]
     slow = [{"task_id": task_id, "completion_id": 3 + i,
-             "completion": "    import time\n    time.sleep(8)\n" + HUMANEVAL[task_id]["canonical_solution"]}
+             "completion": "    import time\n    time.sleep(4)\n" + HUMANEVAL[task_id]["canonical_solution"]}
             for i in range(2)]
     samples = write_jsonl(tmp_path / "samples.jsonl", quick + slow)
     problems = write_jsonl(tmp_path / "problems.jsonl", [HUMANEVAL[task_id]])
     out, progress = tmp_path / "results.jsonl", tmp_path / "results.progress.jsonl"
     command = [sys.executable, "-m", "evaluation.humaneval", "--problems", problems, "--samples", samples,
                "--out", str(out), "--workers", "2", "--no-progress"]
+    # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &` in a script)
+    # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
     cli = subprocess.Popen([*command, "--timeout", "60"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
+                           text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not progress.exists() or len(progress.read_text().splitlines()) < 1 + 3:  # the header, 3 results
