@@ -354,6 +354,9 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.microbatches=4")
     if CONFIG.value is None or not _TOPOLOGY.value:
         raise app.UsageError("--config=configs/<name>.py and --topology=<TPU type, e.g. v5litepod-256> are required")
+    unknown = sorted(set(_PROGRAMS.value) - set(PROGRAMS))
+    if unknown:
+        raise app.UsageError(f"--programs: unknown {unknown}; the programs are {list(PROGRAMS)}")
     jax.config.update("jax_platforms", "cpu")  # compile for the TPU; never look for one here
     try:
         where = target(_TOPOLOGY.value, _SLICES.value)
