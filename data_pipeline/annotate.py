@@ -1,7 +1,7 @@
 """`python -m data_pipeline.annotate`: DESIGN.md's "annotate (LLM, sample)" step, the labels that
 `data_pipeline.classify train` learns from.
 
-Samples `--num` records from the record shards `--input` reproducibly (the records whose
+Samples `--num` records from the record shards or Parquet files `--input` reproducibly (the records whose
 sha256(seed, id) are smallest: the same sample for the same seed, whatever the shard order, in one
 pass), asks the model at `--base-url` to rate each file's opening against the rubric kept in the
 repository (`data_pipeline/curation/rubric.md`, versioned), through the one LLM client
@@ -13,7 +13,8 @@ file:
 
 An answer that is not the rubric's JSON object is asked again (`--max-attempts` in all); after
 that the line is a failure, `"score": null` with the error and every raw answer, never a guessed
-score. Answers are cached (default `OUT.cache/`), so a rerun or a run resumed after a crash or a
+score. The summary printed at the end is also written to LABELS.report.json (LABELS without
+`.jsonl`). Answers are cached (default `OUT.cache/`), so a rerun or a run resumed after a crash or a
 budget stop asks nothing twice.
 """
 
@@ -24,11 +25,12 @@ import hashlib
 import heapq
 import json
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
 from data_pipeline import llm_cli, records
-from data_pipeline.curation import annotation_prompt
+from data_pipeline.curation import annotation_prompt, filter_inputs
 from data_pipeline.llm_client import BudgetExceeded, LLMClient, LLMRequest, LLMResult
 
 BUDGET_EXIT_CODE = 3
@@ -37,12 +39,12 @@ DEFAULT_MAX_TOKENS = 200
 
 
 def sample_records(input_pattern: str, num: int, seed: int) -> list[dict]:
-    """`num` records chosen by the smallest sha256(seed, id), in that order (one pass, `num`
-    records held in memory)."""
+    """`num` records of record shards or The Stack's Parquet files, chosen by the smallest
+    sha256(seed, id), in that order (one pass, `num` records held in memory)."""
     def rank(record: dict) -> str:
         return hashlib.sha256(f"{seed}\0{record['id']}".encode("utf-8")).hexdigest()
 
-    return heapq.nsmallest(num, records.read_records(input_pattern), key=rank)
+    return heapq.nsmallest(num, filter_inputs.good_records(input_pattern), key=rank)
 
 
 def _label(record: dict, result: Optional[LLMResult], model: str, rubric_version: str, shown_lines: int) -> dict:
@@ -64,13 +66,17 @@ def _label(record: dict, result: Optional[LLMResult], model: str, rubric_version
 
 def annotate(input_pattern: str, out_path: str, *, client: LLMClient, num: int, seed: int = 0,
              rubric_path: str = annotation_prompt.RUBRIC_PATH, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-             max_tokens: int = DEFAULT_MAX_TOKENS) -> dict:
-    """Labels a sample of `num` records into `out_path`; returns a summary. On a budget stop the
-    labels obtained so far are written (unasked files as failures) and BudgetExceeded is raised."""
+             max_tokens: int = DEFAULT_MAX_TOKENS, sample_out: Optional[str] = None) -> dict:
+    """Labels a sample of `num` records into `out_path`; returns a summary. `sample_out`, when
+    given, receives the sampled records as shards (what `classify train` joins the labels with,
+    without reading the whole input again). On a budget stop the labels obtained so far are
+    written (unasked files as failures) and BudgetExceeded is raised."""
     if num < 1:
         raise ValueError(f"num must be at least 1, got {num}")
     rubric = annotation_prompt.load_rubric(rubric_path)
     sample = sample_records(input_pattern, num, seed)
+    if sample_out:
+        records.write_shards(sample_out, sample, num_shards=1, prefix="sample")
     shown = [annotation_prompt.opening(r["text"]) for r in sample]
     requests = [LLMRequest(annotation_prompt.messages(rubric, r["id"], text, len(r["text"].splitlines())),
                            params={"temperature": 0.0, "max_tokens": max_tokens})
@@ -86,9 +92,17 @@ def annotate(input_pattern: str, out_path: str, *, client: LLMClient, num: int, 
     _write_jsonl(out_path, labels)
     if stop:
         raise stop
-    return {"out": out_path, "sampled": len(sample), "labelled": sum(l["score"] is not None for l in labels),
-            "failed": sum(l["score"] is None for l in labels), "rubric_version": rubric.version,
-            "client": client.stats.as_dict()}
+    summary = {"out": out_path, "sampled": len(sample), "labelled": sum(l["score"] is not None for l in labels),
+               "failed": sum(l["score"] is None for l in labels), "rubric_version": rubric.version,
+               "client": client.stats.as_dict()}
+    with open(report_path(out_path), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def report_path(labels_path: str) -> str:
+    """Where the run's summary (counts, the client's requests, tokens and cost) is written."""
+    return re.sub(r"\.jsonl$", "", labels_path) + ".report.json"
 
 
 def _write_jsonl(path: str, lines: Sequence[dict]) -> None:
@@ -115,6 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, help="labels JSONL to write")
     parser.add_argument("--num", type=int, required=True, help="how many files to sample")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--sample-out", default=None,
+                        help="directory for the sampled records as record shards (classify train's --input)")
     parser.add_argument("--rubric", default=annotation_prompt.RUBRIC_PATH, help="rubric file (first line: "
                         "rubric_version: V)")
     parser.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS,
@@ -125,7 +141,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     client = llm_cli.client_from_args(args, default_cache_dir=f"{args.out}.cache", description="annotate")
     try:
         summary = annotate(args.input, args.out, client=client, num=args.num, seed=args.seed,
-                           rubric_path=args.rubric, max_attempts=args.max_attempts, max_tokens=args.max_tokens)
+                           rubric_path=args.rubric, max_attempts=args.max_attempts, max_tokens=args.max_tokens,
+                           sample_out=args.sample_out)
     except BudgetExceeded as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return BUDGET_EXIT_CODE

@@ -80,12 +80,14 @@ def filter_records(input_pattern: str, out_dir: str, *, classifier_dir: Optional
                    embedder_spec: Optional[str] = None, input_format: str = "auto",
                    max_bytes: int = filter_inputs.DEFAULT_MAX_BYTES, num_shards: int = DEFAULT_NUM_SHARDS,
                    batch_size: int = DEFAULT_BATCH_SIZE,
-                   embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE, scorer: Optional[Scorer] = None) -> dict:
+                   embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE, scorer: Optional[Scorer] = None,
+                   threshold: Optional[float] = None) -> dict:
     """The single-process path: scores everything in this process and returns the report.
-    `scorer` replaces `classifier_dir` / `embedder_spec` with models already loaded (its time
-    counters then show where this run spent its time)."""
+    `scorer` replaces `classifier_dir` / `embedder_spec` / `threshold` with models already loaded
+    (its time counters then show where this run spent its time); `threshold` replaces the
+    classifier's."""
     files = filter_inputs.expand_inputs(input_pattern, input_format)
-    scorer = scorer or Scorer(classifier_dir, embedder_spec)
+    scorer = scorer or Scorer(classifier_dir, embedder_spec, threshold)
     report = FilterReport()
     kept: list[list[dict]] = [[] for _ in range(num_shards)]
     lines: list[dict] = []
@@ -134,7 +136,7 @@ def filter_with_beam(input_pattern: str, out_dir: str, beam_args: Sequence[str] 
                      classifier_dir: Optional[str] = None, embedder_spec: Optional[str] = None,
                      input_format: str = "auto", max_bytes: int = filter_inputs.DEFAULT_MAX_BYTES,
                      num_shards: int = DEFAULT_NUM_SHARDS, batch_size: int = DEFAULT_BATCH_SIZE,
-                     embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE) -> dict:
+                     embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE, threshold: Optional[float] = None) -> dict:
     """The Beam path; `beam_args` are standard pipeline options (`--runner=DataflowRunner ...`).
     Returns the report."""
     import apache_beam as beam
@@ -147,11 +149,12 @@ def filter_with_beam(input_pattern: str, out_dir: str, beam_args: Sequence[str] 
     # Fail on the launcher, not on every worker: the embedder must be the classifier's.
     embedder = load_embedder(embedder_spec or classifier.metadata["embedder"]["spec"])
     classifier.check_embedder(embedder)
+    threshold = classifier.threshold if threshold is None else threshold
     files = filter_inputs.expand_inputs(input_pattern, input_format)
     tf.io.gfile.makedirs(out_dir)
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
         filter_beam.build(pipeline, files, out_dir, classifier_dir=classifier_dir, embedder_spec=embedder_spec,
-                          threshold=classifier.threshold, max_bytes=max_bytes, num_shards=num_shards,
+                          threshold=threshold, max_bytes=max_bytes, num_shards=num_shards,
                           batch_size=batch_size, embed_batch_size=embed_batch_size,
                           report_context=_report_context(classifier_dir, embedder.name, input_pattern, "beam"))
     with tf.io.gfile.GFile(f"{out_dir.rstrip('/')}/report.json") as f:
@@ -185,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--embedder", default=None,
                         help="embedder spec; default: the one the classifier was trained on (another "
                              "model is refused)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="keep files scoring at or above this (default: the classifier's threshold)")
     parser.add_argument("--input-format", choices=filter_inputs.INPUT_FORMATS, default="auto",
                         help="auto: by extension (.parquet, else record shards)")
     parser.add_argument("--max-bytes", type=int, default=filter_inputs.DEFAULT_MAX_BYTES,
@@ -196,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, beam_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = dict(classifier_dir=args.classifier, embedder_spec=args.embedder, input_format=args.input_format,
-                   max_bytes=args.max_bytes, num_shards=args.num_shards, batch_size=args.batch_size)
+                   max_bytes=args.max_bytes, num_shards=args.num_shards, batch_size=args.batch_size,
+                   threshold=args.threshold)
     try:
         if beam_args or input_megabytes(args.input, args.input_format) > args.single_process_max_mb:
             report = filter_with_beam(args.input, args.out, beam_args, **options)

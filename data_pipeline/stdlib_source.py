@@ -2,15 +2,19 @@
 run time, as record shards' worth of `{"id", "text", "source": "stack", "meta"}` records.
 
 It takes the place of the filtered Stack shards in DESIGN.md's data flow when nothing has been
-downloaded, and it is the real-code corpus for the tokenizer round-trip tests.
+downloaded, and it is the real-code corpus for the tokenizer round-trip tests. The wider
+`installed-python` stand-in (standard library plus installed packages, cut into disjoint pools)
+is the code input of the local data recipe (`configs/data/local.py`) and of the data ablation.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sysconfig
 import tokenize
-from typing import Iterator
+import zlib
+from typing import Iterator, Sequence
 
 
 def stdlib_dir() -> str:
@@ -51,3 +55,65 @@ def stdlib_record(relpath: str) -> dict:
 def stdlib_records() -> Iterator[dict]:
     for relpath in stdlib_files():
         yield stdlib_record(relpath)
+
+
+INSTALLED_PYTHON = "installed-python"
+# The Stack's files are mostly small; a few huge generated ones would dominate a small pool.
+_POOL_MAX_FILE_BYTES = 64 << 10
+
+
+def pool_of(record_id: str, pools: int) -> int:
+    """The pool a file belongs to when the stand-in is cut into `pools` disjoint pools."""
+    return zlib.crc32(record_id.encode()) % pools
+
+
+def installed_python_files(max_files: int, pools: int = 1, pool: int = 0) -> list[tuple[str, str]]:
+    """(record id, path) of up to `max_files` Python files of the standard library and the
+    installed packages (the `installed-python` stand-in for The Stack), from pool `pool` of
+    `pools` disjoint pools cut by a hash of the id; chosen by a hash of the id, so the choice is
+    the same on every run and machine with the same packages."""
+    if not 0 <= pool < pools:
+        raise ValueError(f"pool {pool} does not exist: there are {pools} pools (0 to {pools - 1})")
+    found = [(f"stdlib/{rel}", os.path.join(stdlib_dir(), rel)) for rel in stdlib_files()]
+    purelib = sysconfig.get_paths()["purelib"]
+    for dirpath, dirnames, filenames in os.walk(purelib):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        found.extend((f"site-packages/{os.path.relpath(os.path.join(dirpath, n), purelib)}",
+                      os.path.join(dirpath, n)) for n in sorted(filenames) if n.endswith(".py"))
+    sized = [(i, p) for i, p in found
+             if pool_of(i, pools) == pool and 0 < os.path.getsize(p) <= _POOL_MAX_FILE_BYTES]
+    sized.sort(key=lambda item: (zlib.crc32(item[0].encode()), item[0]))
+    return sorted(sized[:max_files])
+
+
+def installed_python_records(files: Sequence[tuple[str, str]]) -> Iterator[dict]:
+    for record_id, path in files:
+        yield {"id": record_id, "text": read_python_source(path), "source": "stack",
+               "meta": {"path": record_id.split("/", 1)[1]}}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from data_pipeline import records
+
+    parser = argparse.ArgumentParser(
+        prog="python -m data_pipeline.stdlib_source",
+        description="Write the installed-python stand-in for The Stack (standard library and installed "
+                    "packages, files up to 64 KB) as record shards OUT/records-*.jsonl.")
+    parser.add_argument("--out", required=True, help="directory for the record shards")
+    parser.add_argument("--max-files", type=int, default=600, help="files in the pool")
+    parser.add_argument("--pools", type=int, default=1, help="disjoint pools to cut the files into")
+    parser.add_argument("--pool", type=int, default=0, help="which pool to write")
+    parser.add_argument("--num-shards", type=int, default=4)
+    args = parser.parse_args(argv)
+    if args.max_files < 1 or args.pools < 1:
+        parser.error("--max-files and --pools must be at least 1")
+    try:
+        files = installed_python_files(args.max_files, args.pools, args.pool)
+    except ValueError as error:
+        parser.error(str(error))
+    records.write_shards(args.out, list(installed_python_records(files)), args.num_shards)
+    print(f"wrote {len(files)} files in {args.num_shards} shards to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

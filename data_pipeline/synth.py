@@ -25,8 +25,8 @@ Textbook sections must be 600-20000 characters, not a refusal or a chatty opener
 Python block must parse. Exercises must parse into one function with a docstring plus its asserts,
 named as the prompt asked, and pass their own tests in the evaluation sandbox (never in this
 process). Then `data_pipeline.dedup` (MinHash, exact and near duplicates) and
-`data_pipeline.decontaminate` (against HumanEval) run over what is left; what they drop is
-rejected as "duplicate" or "contaminated". A rerun replaces the shards and work/ of the last run.
+`data_pipeline.decontaminate` (against HumanEval and every `--benchmark`) run over what is left;
+what they drop is rejected as "duplicate" or "contaminated". A rerun replaces the shards and work/ of the last run.
 `--batch` sends the prompts through the Batch API instead (JSONL upload, results joined on
 `custom_id`; same cache, same outputs). Exit status: 0 done, 3 stopped by the budget cap (the
 report says so; rerun with a higher --budget-usd to continue).
@@ -85,9 +85,12 @@ def _exercise_record(text: str, record_id: str, generation: dict) -> dict:
 def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 0, num_shards: int = 1,
                sandbox_workers: Optional[int] = None, sandbox_timeout: float = 3.0,
                temperature: float = 0.8, max_tokens: Optional[int] = None, batch: bool = False,
-               decontamination_methods: Sequence[str] = contamination.METHODS) -> dict:
+               decontamination_methods: Sequence[str] = contamination.METHODS,
+               benchmark_paths: Sequence[Optional[str]] = (None,)) -> dict:
     """Generates, validates and writes `num` items of `kind`; returns the report (also written).
-    Raises BudgetExceeded after writing a report that says where the budget stopped the run."""
+    `benchmark_paths` are what decontamination checks against (None: HumanEval), as in
+    `data_pipeline.decontaminate`. Raises BudgetExceeded after writing a report that says where
+    the budget stopped the run."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: expected one of {KINDS}")
     start = time.monotonic()
@@ -112,7 +115,8 @@ def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 
 
     cleaning = {}
     if kept:
-        kept, dropped, cleaning = _dedup_and_decontaminate(kind, kept, out, num_shards, decontamination_methods)
+        kept, dropped, cleaning = _dedup_and_decontaminate(kind, kept, out, num_shards, decontamination_methods,
+                                                           benchmark_paths)
         rejected += dropped
     reasons = collections.Counter(r["reason"] for r in rejected)
     for stale in glob.glob(os.path.join(out, f"{kind}-*-of-*.jsonl")):
@@ -128,10 +132,10 @@ def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 
     return report
 
 
-def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: int,
-                             methods: Sequence[str]) -> tuple[list[dict], list[dict], dict]:
+def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: int, methods: Sequence[str],
+                             benchmark_paths: Sequence[Optional[str]]) -> tuple[list[dict], list[dict], dict]:
     """(records left, rejections, report paths) after `data_pipeline.dedup` and then
-    `data_pipeline.decontaminate` (against HumanEval) ran over the validated records; their
+    `data_pipeline.decontaminate` (against `benchmark_paths`) ran over the validated records; their
     intermediate shards and reports stay in OUT/work/ and OUT/report/."""
     from data_pipeline import dedup, decontaminate, records
 
@@ -141,7 +145,7 @@ def _dedup_and_decontaminate(kind: str, kept: list[dict], out: str, num_shards: 
     dedup.dedup(os.path.join(work, "validated"), os.path.join(work, "dedup"))
     decontamination_report = os.path.join(out, "report", "decontamination.json")
     decontaminate.decontaminate(os.path.join(work, "dedup", "records-*"), os.path.join(work, "decontaminated"),
-                                decontamination_report, methods=methods)
+                                decontamination_report, benchmark_paths, methods=methods)
     survivors = {r["id"] for r in records.read_records(os.path.join(work, "decontaminated"))}
     after_dedup = {r["id"] for r in records.read_records(os.path.join(work, "dedup", "records-*"))}
     with open(os.path.join(work, "dedup", "clusters.jsonl"), encoding="utf-8") as f:
@@ -230,7 +234,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sandbox-workers", type=int, default=None)
     parser.add_argument("--sandbox-timeout", type=float, default=3.0)
     parser.add_argument("--decontamination-methods", default=",".join(contamination.METHODS),
-                        help="methods of data_pipeline.decontaminate to run against HumanEval (comma-separated)")
+                        help="methods of data_pipeline.decontaminate to run (comma-separated)")
+    parser.add_argument("--benchmark", action="append", default=[],
+                        help="HumanEval- or MBPP-format problem file to decontaminate against, besides HumanEval "
+                             "(repeatable)")
     parser.add_argument("--batch", action="store_true",
                         help="send the prompts through the Batch API (JSONL upload, results joined on custom_id)")
     llm_cli.add_client_arguments(parser)
@@ -243,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             num_shards=args.num_shards, sandbox_workers=args.sandbox_workers,
                             sandbox_timeout=args.sandbox_timeout, temperature=args.temperature,
                             max_tokens=args.max_tokens, batch=args.batch,
-                            decontamination_methods=[m for m in args.decontamination_methods.split(",") if m])
+                            decontamination_methods=[m for m in args.decontamination_methods.split(",") if m],
+                            benchmark_paths=[None] + args.benchmark)
     except BudgetExceeded as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return BUDGET_EXIT_CODE

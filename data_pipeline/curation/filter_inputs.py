@@ -125,6 +125,16 @@ def read_unit(unit: ReadUnit, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Un
         yield problem if problem else record
 
 
+def good_records(pattern: str, input_format: str = "auto",
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[dict]:
+    """The records of record shards and Parquet files alike, bad inputs skipped (the filter
+    counts them; a sample drawn for annotation only needs good ones)."""
+    for path, fmt in expand_inputs(pattern, input_format):
+        for unit in plan_units(path, fmt):
+            if isinstance(unit, ReadUnit):
+                yield from (r for r in read_unit(unit, max_bytes) if not isinstance(r, BadInput))
+
+
 def check_record(record: dict, location: str, max_bytes: int) -> Optional[BadInput]:
     text = record["text"]
     try:

@@ -18,10 +18,13 @@ from data_pipeline.embedder import Embedder, load_embedder
 class Scorer:
     """Scores texts with the classifier in `classifier_dir` (None: the shipped one) over the
     embedder it was trained on, or `embedder_spec` when given (refused unless it is the same
-    model). Keeps the seconds spent embedding and classifying, for the speed report."""
+    model). `threshold` replaces the classifier's own. Keeps the seconds spent embedding and
+    classifying, for the speed report."""
 
-    def __init__(self, classifier_dir: Optional[str] = None, embedder_spec: Optional[str] = None):
+    def __init__(self, classifier_dir: Optional[str] = None, embedder_spec: Optional[str] = None,
+                 threshold: Optional[float] = None):
         self.classifier: Classifier = load_classifier(classifier_dir)
+        self._threshold = self.classifier.threshold if threshold is None else threshold
         self.embedder: Embedder = load_embedder(embedder_spec or self.classifier.metadata["embedder"]["spec"])
         self.classifier.check_embedder(self.embedder)
         self.embed_seconds = 0.0
@@ -29,7 +32,7 @@ class Scorer:
 
     @property
     def threshold(self) -> float:
-        return self.classifier.threshold
+        return self._threshold
 
     def score(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         start = time.perf_counter()
