@@ -10,7 +10,7 @@ from typing import Optional
 
 import seqio
 
-from data_pipeline.vocabularies import load_vocabulary, vocabulary_file
+from data_pipeline.seqio_data.vocabularies import load_vocabulary, vocabulary_file
 from phi1_jax.checkpoint import (VocabularyMismatchError, check_fits, check_vocabulary, fingerprint,
                                  read_vocabulary)
 

@@ -60,7 +60,7 @@ def test_checkpoint_embedder_is_the_mean_of_hf_last_hidden_states(tmp_path):
     import torch
     from transformers import PhiForCausalLM
 
-    from data_pipeline.vocabularies import DEFAULT_SPM_PATH, load_vocabulary
+    from data_pipeline.seqio_data.vocabularies import DEFAULT_SPM_PATH, load_vocabulary
     from phi1_jax import PhiConfig, init_params
     from phi1_jax.checkpoint import save_model, vocabulary_to_carry
     from phi1_jax.convert import to_hf

@@ -14,8 +14,8 @@ import pytest
 import torch
 import transformers
 
-from data_pipeline.tokenizer import train_model
-from data_pipeline.vocabularies import load_vocabulary
+from data_pipeline.seqio_data.tokenizer import train_model
+from data_pipeline.seqio_data.vocabularies import load_vocabulary
 from evaluation import humaneval, tokenizer
 from phi1_jax import convert
 from phi1_jax.checkpoint import load_model, read_vocabulary, save_model, vocabulary_to_carry
