@@ -16,10 +16,18 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
        "JAX_PLATFORMS": "cpu"}
+# The old path first, in a fresh process: what it registers, then what the new path adds (nothing,
+# when both names are one module).
 REGISTERED = """
-import json, sys, seqio
-import {module}
-print(json.dumps([sorted(seqio.TaskRegistry.names()), sorted(seqio.MixtureRegistry.names())]))
+import json, seqio
+
+def names():
+    return [sorted(seqio.TaskRegistry.names()), sorted(seqio.MixtureRegistry.names())]
+
+import data_pipeline.tasks
+old = names()
+import data_pipeline.seqio_data.tasks
+print(json.dumps([old, names(), data_pipeline.tasks is data_pipeline.seqio_data.tasks]))
 """
 
 
@@ -37,12 +45,11 @@ def _finish(process: subprocess.Popen) -> str:
 def test_old_commands_and_the_old_tasks_import_still_work():
     # Started together: each pays for importing TensorFlow (and Beam) on its own.
     helps = {name: _start("-m", f"data_pipeline.{name}", "--help") for name in ("cache", "tokenizer")}
-    old = _start("-c", REGISTERED.format(module="data_pipeline.tasks"))
-    new = _start("-c", REGISTERED.format(module="data_pipeline.seqio_data.tasks"))
+    registered = _start("-c", REGISTERED)
     assert "--mixture" in _finish(helps["cache"])
     assert "train" in _finish(helps["tokenizer"])
-    old_names, new_names = json.loads(_finish(old)), json.loads(_finish(new))
-    assert old_names == new_names
+    old_names, new_names, same_module = json.loads(_finish(registered).splitlines()[-1])
+    assert old_names == new_names and same_module
     tasks, mixtures = old_names
     assert "phi1_embedded_textbook" in tasks and "embedded_code_textbook" in mixtures
 
