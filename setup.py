@@ -49,6 +49,11 @@ setup(
                                    "curation/default_classifier/*",
                                    "synthesis/*.json"]},
     install_requires=CORE + DATA,
+    # data_pipeline.embedder resolves `PREFIX:ARG` embedder specs through this group, so the data
+    # pipeline can embed with a phi1_jax checkpoint without importing the model package above it.
+    entry_points={
+        "phi1_jax.embedders": ["checkpoint = phi1_jax.checkpoint_embedder:CheckpointEmbedder"],
+    },
     extras_require={
         "convert": CONVERT,
         "beam": BEAM,

@@ -1,4 +1,4 @@
-"""Tokenize + split + pack throughput of data_pipeline.loader on the embedded default mixture,
+"""Tokenize + split + pack throughput of data_pipeline.seqio_data.loader on the embedded default mixture,
 against a plain Python loop over sentencepiece doing the same work, measured in the same run; and
 the tokens per byte of the default vocabulary on the standard library.
 
@@ -25,7 +25,8 @@ import time
 import ml_collections
 import numpy as np
 
-from data_pipeline import loader, packing, stdlib_source, tasks, vocabularies
+from data_pipeline import stdlib_source
+from data_pipeline.seqio_data import loader, packing, tasks, vocabularies
 
 
 def pipeline_tokens_per_second(mixture: str, seq_len: int, batch_size: int, tokens: int) -> float:

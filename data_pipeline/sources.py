@@ -1,6 +1,6 @@
 """The data configuration's shared names and policies, declared once: the record sources, the
 mixtures made of them, the splits and the tolerated share of malformed records. Read by the config
-defaults (`phi1_jax.default_config`), the seqio Tasks (`tasks.py`), the loader, the record reader
+defaults (`phi1_jax.default_config`), the seqio Tasks (`seqio_data/tasks.py`), the loader, the record reader
 and the cache job. No TensorFlow here, so the config can import it cheaply.
 """
 

@@ -117,7 +117,8 @@ def arm_config(base: Any, arm: str, data_dirs: dict[str, str], workdir: str) -> 
 def heldout_losses(checkpoint: str, data_config: Any, exercises_path: str) -> dict[str, Any]:
     """Loss on HumanEval's canonical solutions and on the embedded exercises' solutions, each given
     its prompt, tokenized with the training vocabulary."""
-    from data_pipeline import loader, records
+    from data_pipeline import records
+    from data_pipeline.seqio_data import loader
     from evaluation.completion_loss import completion_loss, encode_pair
     from evaluation.problems import load_problems
     from phi1_jax.checkpoint import load_model
@@ -198,7 +199,7 @@ def plot(report: dict[str, Any], path: str) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from data_pipeline import records
-    from data_pipeline.tasks import EMBEDDED_SOURCES
+    from data_pipeline.seqio_data.tasks import EMBEDDED_SOURCES
     from phi1_jax.default_config import load_config_file
 
     started = time.perf_counter()

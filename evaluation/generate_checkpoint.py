@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import jax
 
-from evaluation import tokenizer
 from evaluation.generation import Settings, requests, to_samples
 from evaluation.problems import InputError, Problem
+from phi1_jax import checkpoint_vocabulary
 from phi1_jax.checkpoint import VocabularyMismatchError, load_model
 from phi1_jax.model_config import PhiConfig
 from phi1_jax.sampling import decode_layout, generate as sample_tokens, host_mesh
@@ -108,7 +108,7 @@ def generate(checkpoint: str, problems: Mapping[str, Problem], settings: Setting
     is an InputError, so the command reports it in one line like any other bad input."""
     try:
         config, params = load_model(checkpoint)
-        vocabulary = tokenizer.for_checkpoint(checkpoint, config.vocab_size, tokenizer_dir)
+        vocabulary = checkpoint_vocabulary.for_checkpoint(checkpoint, config.vocab_size, tokenizer_dir)
     except VocabularyMismatchError as error:
         raise InputError(str(error)) from error
     reqs = requests(problems, settings)
@@ -117,5 +117,6 @@ def generate(checkpoint: str, problems: Mapping[str, Problem], settings: Setting
     prompt_ids = [list(vocabulary.encode(request.prompt))[-room:] for request in reqs]
     new_ids = generate_tokens(config, params, prompt_ids, settings, eos_id=vocabulary.eos_id, placement=placement,
                               progress=progress)
-    texts = [tokenizer.decode_continuation(vocabulary, prompt, new) for prompt, new in zip(prompt_ids, new_ids)]
+    texts = [checkpoint_vocabulary.decode_continuation(vocabulary, prompt, new)
+             for prompt, new in zip(prompt_ids, new_ids)]
     return to_samples(reqs, texts, settings)

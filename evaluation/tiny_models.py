@@ -41,7 +41,7 @@ def build_checkpoint(out_dir: str, *, hidden_size: int = 64, num_layers: int = 2
     carrying `vocabulary_file` ("" = the shipped SentencePiece model; None = no vocabulary)."""
     import jax
 
-    from data_pipeline.vocabularies import vocabulary_path
+    from data_pipeline.seqio_data.vocabularies import vocabulary_path
     from phi1_jax import PhiConfig, init_params
     from phi1_jax.checkpoint import save_model, vocabulary_to_carry
 

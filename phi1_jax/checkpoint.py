@@ -72,7 +72,7 @@ def vocabulary_to_carry(file: str, companions: Sequence[str] = (), **special_ids
                         ) -> tuple[list[str], VocabularyRecord]:
     """The files and record `save_model` / `write_vocabulary` carry for the vocabulary file `file`
     (a SentencePiece `.model` or a `tokenizer.json`), loaded as training loads it."""
-    from data_pipeline.vocabularies import load_vocabulary  # TensorFlow: only imported to write a vocabulary
+    from data_pipeline.seqio_data.vocabularies import load_vocabulary  # TensorFlow: only imported to write a vocabulary
 
     return [file, *companions], VocabularyRecord.of(file, load_vocabulary(file), **special_ids)
 

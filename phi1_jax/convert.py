@@ -483,7 +483,7 @@ def _from_hf_command(hf_dir: str, ckpt_dir: str) -> None:
 
 
 def _to_hf_command(ckpt_dir: str, hf_dir: str, max_shard_size: int, tokenizer: Optional[str]) -> None:
-    from data_pipeline.vocabularies import vocabulary_file
+    from data_pipeline.seqio_data.vocabularies import vocabulary_file
     from phi1_jax.checkpoint import check_vocabulary, load_model, read_vocabulary, vocabulary_to_carry
 
     config, params = load_model(ckpt_dir)

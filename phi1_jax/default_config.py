@@ -62,7 +62,7 @@ def get_default_config() -> ml_collections.ConfigDict:
         mixture="code_textbook",
         vocabulary="",  # "" = the shipped SentencePiece model; else a .model or tokenizer.json path
         eval_split="validation",
-        cache_dir="",  # where `python -m data_pipeline.cache` wrote the tokenized mixture; "" = on the fly
+        cache_dir="",  # where `python -m data_pipeline.seqio_data.cache` wrote the tokenized mixture; "" = on the fly
         # Record shards (file, directory or glob, local or gs://) of the non-embedded mixtures.
         sources=ml_collections.ConfigDict(dict.fromkeys(SOURCES, "")),
         # Sampling rate per source of the mixture; unset = proportional to the source's tokens.

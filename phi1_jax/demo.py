@@ -47,7 +47,7 @@ def plot_losses(metrics_path: str, out_path: str) -> None:
 
 def greedy_sample(workdir: str, prompt: str, max_new_tokens: int) -> str:
     """The checkpoint's greedy continuation of `prompt`, decoded with the vocabulary it carries."""
-    from evaluation.tokenizer import for_checkpoint
+    from phi1_jax.checkpoint_vocabulary import for_checkpoint
     from phi1_jax.sampling import generate
 
     config, params = load_model(workdir)

@@ -108,16 +108,16 @@ def _check_writable(workdir: str) -> None:
 
 
 def _loader() -> Any:
-    """data_pipeline.loader, imported on first use: it pulls in TensorFlow and seqio, which the
+    """data_pipeline.seqio_data.loader, imported on first use: it pulls in TensorFlow and seqio, which the
     benchmarks and the model-only code paths do without."""
-    from data_pipeline import loader
+    from data_pipeline.seqio_data import loader
 
     return loader
 
 
 def _vocabularies() -> Any:
-    """data_pipeline.vocabularies, imported on first use (TensorFlow, as `_loader`)."""
-    from data_pipeline import vocabularies
+    """data_pipeline.seqio_data.vocabularies, imported on first use (TensorFlow, as `_loader`)."""
+    from data_pipeline.seqio_data import vocabularies
 
     return vocabularies
 

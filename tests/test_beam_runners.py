@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 from file_tree import files_under
 
-from data_pipeline import cache, decontaminate, dedup, records, stdlib_source
+from data_pipeline import decontaminate, dedup, records, stdlib_source
+from data_pipeline.seqio_data import cache
 from data_pipeline import filter as filter_stage
-from data_pipeline import tasks
+from data_pipeline.seqio_data import tasks
 
 from test_decontamination import HOSTS, NO_EMBEDDING, _planted_records
 from test_dedup import _planted

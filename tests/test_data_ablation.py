@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from data_pipeline import records, tasks
+from data_pipeline import records
+from data_pipeline.seqio_data import tasks
 from evaluation import data_ablation
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")

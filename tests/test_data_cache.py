@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import seqio
 
-from data_pipeline import cache, loader, records, stdlib_source, tasks
+from data_pipeline import records, stdlib_source
+from data_pipeline.seqio_data import cache, loader, tasks
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_stale_cache_is_refused(cached, tmp_path):
     victim = sorted(f for f in os.listdir(task_dir) if f.startswith("train.tfrecord"))[-1]
     os.rename(os.path.join(task_dir, victim), tmp_path / victim)
     try:
-        with pytest.raises(ValueError, match="re-run data_pipeline.cache"):
+        with pytest.raises(ValueError, match="re-run data_pipeline.seqio_data.cache"):
             loader.make_train_iterator(_config(sources, out), seq_len=96, batch_size=4)
     finally:
         os.rename(tmp_path / victim, os.path.join(task_dir, victim))

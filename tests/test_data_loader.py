@@ -1,4 +1,4 @@
-"""The training data interface (data_pipeline.loader) on record shards of real code: packed layout,
+"""The training data interface (data_pipeline.seqio_data.loader) on record shards of real code: packed layout,
 nothing lost or truncated, determinism, per-host shards, cheap exact resume, mixture rates, the
 embedded mixtures, and clear errors."""
 
@@ -10,7 +10,8 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from data_pipeline import loader, records, stdlib_source, tasks, vocabularies
+from data_pipeline import records, stdlib_source
+from data_pipeline.seqio_data import loader, tasks, vocabularies
 
 SEQ_LEN = 128
 

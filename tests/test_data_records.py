@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from data_pipeline import records, stdlib_source, tasks
+from data_pipeline import records, stdlib_source
+from data_pipeline.seqio_data import tasks
 
 
 @pytest.fixture(scope="module")

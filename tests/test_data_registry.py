@@ -1,4 +1,4 @@
-"""seqio's convention, as t5x users expect it: importing `data_pipeline.tasks` registers the embedded
+"""seqio's convention, as t5x users expect it: importing `data_pipeline.seqio_data.tasks` registers the embedded
 default's Tasks and Mixtures under their plain names, ready to read; configured shards keep their
 own, suffixed registrations."""
 
@@ -9,8 +9,8 @@ from train_testlib import REPO
 
 PROBE = """
 import seqio
-import data_pipeline.tasks
-from data_pipeline import tasks
+import data_pipeline.seqio_data.tasks
+from data_pipeline.seqio_data import tasks
 mixture = seqio.get_mixture_or_task("embedded_code_textbook")
 print(sorted(t.name for t in mixture.tasks))
 task = seqio.get_mixture_or_task("phi1_embedded_exercises")

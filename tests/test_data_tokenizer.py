@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import stdlib_source, tokenizer, vocabularies
+from data_pipeline import stdlib_source
+from data_pipeline.seqio_data import tokenizer, vocabularies
 
 
 @pytest.fixture(scope="module")

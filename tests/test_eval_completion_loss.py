@@ -41,7 +41,7 @@ def test_long_pairs_keep_the_end_of_the_prompt_and_say_when_a_completion_is_cut(
 
 
 def test_pairs_are_tokenized_as_training_sees_the_whole_text():
-    from data_pipeline.vocabularies import load_vocabulary
+    from data_pipeline.seqio_data.vocabularies import load_vocabulary
     from evaluation.completion_loss import encode_pair
     from evaluation.problems import load_problems
 

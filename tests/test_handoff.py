@@ -14,9 +14,10 @@ import pytest
 import torch
 import transformers
 
-from data_pipeline.tokenizer import train_model
-from data_pipeline.vocabularies import load_vocabulary
-from evaluation import humaneval, tokenizer
+from data_pipeline.seqio_data.tokenizer import train_model
+from data_pipeline.seqio_data.vocabularies import load_vocabulary
+from evaluation import humaneval
+from phi1_jax import checkpoint_vocabulary
 from phi1_jax import convert
 from phi1_jax.checkpoint import load_model, read_vocabulary, save_model, vocabulary_to_carry
 from phi1_jax.model_config import PhiConfig
@@ -89,7 +90,7 @@ def _hf_greedy(model, ids, max_new_tokens):
 
 def test_pytorch_greedy_equals_our_sampler_and_stops_at_eos(workdir, exported):
     config, params = load_model(workdir)
-    vocabulary = tokenizer.for_checkpoint(workdir, config.vocab_size)
+    vocabulary = checkpoint_vocabulary.for_checkpoint(workdir, config.vocab_size)
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(exported)
     model = transformers.PhiForCausalLM.from_pretrained(exported).eval()
     prompts = [hf_tokenizer(p)["input_ids"] for p in PROMPTS]
@@ -133,7 +134,7 @@ def test_from_hf_reads_the_export_back(workdir, exported, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     file, record = read_vocabulary(back)
     assert (os.path.basename(file), record.eos_id, record.pad_id) == ("tokenizer.json", 1, 0)
-    carried = tokenizer.for_checkpoint(back, config_back.vocab_size)
+    carried = checkpoint_vocabulary.for_checkpoint(back, config_back.vocab_size)
     for text in TEXTS:
         assert list(carried.encode(text)) == list(load_vocabulary("").encode(text))
 

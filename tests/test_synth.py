@@ -243,7 +243,7 @@ def test_help_says_what_it_reads_and_writes(capsys):
 def test_the_mixtures_train_on_generated_shards(openai_server, tmp_path):
     """One short training run on the exercises mixture; the textbook mixture's batches are read
     from the generated shards by the same loader (a second compile would double the test's time)."""
-    from data_pipeline.loader import make_train_iterator
+    from data_pipeline.seqio_data.loader import make_train_iterator
     from phi1_jax.train import train
     from train_testlib import run_config
 

@@ -1,7 +1,9 @@
-"""The text <-> token ids adapter for the checkpoint front-end (DESIGN.md data flow: "sample with KV
-cache"): loads the vocabulary a checkpoint carries (checked against the record written with it, see
-`phi1_jax.checkpoint`) through the data pipeline's seqio vocabularies, the same ones training
-tokenized with."""
+"""The vocabulary a checkpoint carries, as the text <-> token ids adapter of everything that samples
+from or embeds with a checkpoint (DESIGN.md data flow: "sample with KV cache"; `phi1_jax.demo`,
+`evaluation.generate_checkpoint`, `phi1_jax.checkpoint_embedder`): loads it (checked against the
+record written with it, see `phi1_jax.checkpoint`) through the data pipeline's seqio vocabularies,
+the same ones training tokenized with. Before issue 25 this was `evaluation/tokenizer.py`; it lives
+beside the checkpoint code so that phi1_jax never imports evaluation."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Optional
 
 import seqio
 
-from data_pipeline.vocabularies import load_vocabulary, vocabulary_file
+from data_pipeline.seqio_data.vocabularies import load_vocabulary, vocabulary_file
 from phi1_jax.checkpoint import (VocabularyMismatchError, check_fits, check_vocabulary, fingerprint,
                                  read_vocabulary)
 
