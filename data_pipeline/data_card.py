@@ -57,7 +57,7 @@ def source_sizes(config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]
             tokens, how = cached[source], "seqio cache stats"
         else:
             if vocabulary is None:
-                from data_pipeline.vocabularies import load_vocabulary, vocabulary_file
+                from data_pipeline.seqio_data.vocabularies import load_vocabulary, vocabulary_file
 
                 vocabulary = load_vocabulary(vocabulary_file(config.cache.vocabulary))
             tokens, how = sum(len(ids) for ids in vocabulary.encode_batch(texts)), "tokenized for this card"
@@ -176,7 +176,7 @@ def render(config: ml_collections.ConfigDict, sizes: dict, reports: dict, manife
             for bench, problems in r["per_problem"].items() for task, row in problems.items() if row["records"]]
     lines += [""] + (["Problems matched (data, benchmark, task, records, hits by method):", ""]
                      + _table(["data", "benchmark", "task", "records", "by method"], hits[:_MAX_LISTED_PROBLEMS])
-                     + ([f"", f"... and {len(hits) - _MAX_LISTED_PROBLEMS} more"] if len(hits) > _MAX_LISTED_PROBLEMS else [])
+                     + (["", f"... and {len(hits) - _MAX_LISTED_PROBLEMS} more"] if len(hits) > _MAX_LISTED_PROBLEMS else [])
                      if hits else ["No benchmark problem matched any record."])
     rate = exercise_pass_rate(reports["synthesis"]["exercises"])
     lines += ["", "## Exercises in the sandbox", "",

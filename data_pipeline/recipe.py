@@ -18,6 +18,7 @@ prints the training commands on the outputs and writes OUTPUT_ROOT/DATA_CARD.md
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -32,7 +33,7 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from data_pipeline import manifest
+from data_pipeline import config_cli, manifest
 from data_pipeline import recipe_stages as stages
 from data_pipeline.recipe_config import SHIPPED
 from data_pipeline.sources import MIXTURES
@@ -59,8 +60,8 @@ def selected_stages(until: Optional[str], only: Optional[str]) -> list[str]:
     if until and only:
         raise RecipeError("--until and --only exclude each other")
     for name in (until, only):
-        if name:
-            stages.stage_named(name)  # raises with the list of stages
+        if name and name not in stages.STAGE_NAMES:
+            raise RecipeError(f"unknown stage {name!r}; the stages are {', '.join(stages.STAGE_NAMES)}")
     if only:
         return [only]
     names = list(stages.STAGE_NAMES)
@@ -246,9 +247,6 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def cli() -> None:
-    app.run(lambda argv: sys.exit(main(argv)))
-
-
 if __name__ == "__main__":
-    cli()
+    app.run(lambda argv: sys.exit(main(argv)),
+            flags_parser=functools.partial(config_cli.parse_flags, program="data_pipeline.recipe"))

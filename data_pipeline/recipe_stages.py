@@ -210,7 +210,7 @@ def mixtures(config: Config) -> list[str]:
 def _cache(config: Config, root: str) -> list[Command]:
     sources = [f"{name}={pattern}" for name, pattern in training_sources(config, root).items()]
     runner = _beam(config) or ["--runner=DirectRunner"]
-    return [("data_pipeline.cache", ["--mixture", mixture, "--out", stage_dir(root, "cache"),
+    return [("data_pipeline.seqio_data.cache", ["--mixture", mixture, "--out", stage_dir(root, "cache"),
                                      "--splits", config.cache.splits]
              + _optional("--vocabulary", config.cache.vocabulary)
              + [arg for source in sources for arg in ("--source", source)] + runner)
@@ -234,13 +234,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("cache", ("decontaminate", "textbook", "exercises"), _cache, _vocabulary_digest),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
-
-
-def stage_named(name: str) -> Stage:
-    for stage in STAGES:
-        if stage.name == name:
-            return stage
-    raise ValueError(f"unknown stage {name!r}; the stages are {', '.join(STAGE_NAMES)}")
 
 
 def command_line(command: Command) -> str:

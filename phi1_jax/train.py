@@ -25,10 +25,11 @@ import jax
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, logging
 from etils import epath
 from ml_collections import config_flags
 
+from data_pipeline import config_cli
 from data_pipeline.sources import SPLITS
 from phi1_jax import sharding, train_checkpoint
 from phi1_jax.checkpoint import VocabularyMismatchError, load_model, vocabulary_to_carry
@@ -371,18 +372,7 @@ def main(argv: list[str]) -> None:
 
 
 def parse_flags(argv: list[str], program: str = "phi1_jax.train") -> list[str]:
-    """absl's parsing, with a bad `--config.*` override reported in one line instead of a traceback
-    (ml_collections raises plain KeyError/AttributeError/TypeError for unknown or ill-typed fields)."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        sys.exit(f"{program}: error: {error}")
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        while error.args and isinstance(error.args[0], BaseException):  # AttributeError(KeyError(msg))
-            error = error.args[0]
-        reason = str(error.args[0] if error.args else error).replace("\n", " ")
-        given = " ".join(a for a in argv[1:] if a.startswith("--config."))
-        sys.exit(f"{program}: error: bad config override: {reason} (given: {given})")
+    return config_cli.parse_flags(argv, program)
 
 
 if __name__ == "__main__":
