@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Optional
 import tensorflow as tf
 
 MANIFEST_FILE = "MANIFEST.json"
+RECIPE_MODULES = ("recipe.py", "recipe_stages.py", "recipe_config.py", "manifest.py", "data_card.py")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -67,12 +68,15 @@ def stat_fingerprint(paths: Iterable[str]) -> str:
 
 
 def code_version() -> dict[str, str]:
-    """sha256 of the data pipeline's Python sources (what a stage's outputs depend on), and the
-    git commit when the code is a checkout (for the reader; the digest decides)."""
+    """sha256 of the stage code, the data pipeline's Python sources but the recipe's own modules
+    (what the recipe adds to a stage is its command line, which the key holds), and the git commit
+    when the code is a checkout (for the reader; the digest decides)."""
     digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(_PACKAGE_DIR):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(n for n in filenames if n.endswith(".py")):
+            if dirpath == _PACKAGE_DIR and name in RECIPE_MODULES:
+                continue
             path = os.path.join(dirpath, name)
             digest.update(os.path.relpath(path, _PACKAGE_DIR).encode() + b"\0")
             with open(path, "rb") as f:

@@ -96,7 +96,7 @@ def check_config(config: ml_collections.ConfigDict, selected: Sequence[str]) -> 
     if stages.trains_classifier(config) and config.annotate.labels not in ("", SHIPPED):
         raise RecipeError(f"annotate.labels must be '' (ask llm.model) or {SHIPPED!r}, "
                           f"not {config.annotate.labels!r}")
-    if stages.trains_classifier(config) and not config.annotate.labels and not stages.uses_llm(config):
+    if stages.annotates_with_llm(config) and not stages.uses_llm(config):
         raise RecipeError("annotation needs an LLM: set llm.model (and llm.base_url), or "
                           f"annotate.labels={SHIPPED!r}, or classify.classifier={SHIPPED!r}")
     unknown = [m for m in stages.mixtures(config) if m not in MIXTURES]
@@ -106,10 +106,8 @@ def check_config(config: ml_collections.ConfigDict, selected: Sequence[str]) -> 
         benchmarks.load_benchmarks([None] + stages.benchmark_paths(config))
     except ValueError as error:
         raise RecipeError(f"decontaminate.benchmarks: {error}") from None
-    llm_stages = {"annotate"} if config.annotate.labels != SHIPPED and stages.trains_classifier(config) else set()
-    if stages.uses_llm(config):
-        llm_stages |= {"textbook", "exercises"}
-    if stages.uses_llm(config) and llm_stages & set(selected):
+    asking = {"textbook", "exercises"} | ({"annotate"} if stages.annotates_with_llm(config) else set())
+    if stages.uses_llm(config) and asking & set(selected):
         _check_endpoint(config.llm.base_url)
 
 

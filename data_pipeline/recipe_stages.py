@@ -66,6 +66,10 @@ def trains_classifier(config: Config) -> bool:
     return config.classify.classifier != SHIPPED
 
 
+def annotates_with_llm(config: Config) -> bool:
+    return trains_classifier(config) and config.annotate.labels != SHIPPED
+
+
 def _llm_args(config: Config, root: str, stage: str, budget: Optional[float]) -> list[str]:
     llm = config.llm
     cache = f"{llm.cache_dir.rstrip('/')}/{stage}" if llm.cache_dir else stage_dir(root, f"llm_cache/{stage}")
@@ -108,7 +112,7 @@ def _annotate(config: Config, root: str) -> list[Command]:
     out = stage_dir(root, "annotate")
     if not trains_classifier(config):
         return []
-    if config.annotate.labels == SHIPPED:
+    if not annotates_with_llm(config):
         return [("data_pipeline.curation.labelled_files", ["--labels", labelled_files.LABELS_PATH, "--out", out])]
     a = config.annotate
     return [("data_pipeline.annotate", ["--input", code_pattern(config, root), "--out", f"{out}/labels.jsonl",

@@ -218,6 +218,19 @@ def test_sigkill_during_dedup_then_rerun_gives_the_uninterrupted_outputs(recipe_
     assert data_files(root) == uninterrupted
 
 
+def test_only_and_until_run_part_of_the_recipe(recipe_run, tmp_path):
+    config, server, _ = recipe_run
+    root = tmp_path / "data"
+    same = moved(config, root, server)
+    shutil.rmtree(root / "dedup")
+    decontaminated = manifest.read_manifest(str(root / "decontaminate"))
+    with pytest.raises(recipe.RecipeError, match="stage dedup has not finished"):
+        recipe.run(same, only="decontaminate")
+    assert recipe.run(same, only="dedup") == {"dedup": "ran"}
+    assert manifest.read_manifest(str(root / "decontaminate")) == decontaminated
+    assert recipe.run(same, until="dedup") == {name: "up to date" for name in stages.STAGE_NAMES[:5]}
+
+
 def test_the_printed_command_trains(recipe_run, tmp_path):
     config, _, _ = recipe_run
     pretrain = recipe.training_commands(config)[0]
