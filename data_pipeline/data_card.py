@@ -148,9 +148,13 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render(config: ml_collections.ConfigDict, sizes: dict, reports: dict, manifests: dict) -> str:
+def render(config: ml_collections.ConfigDict, sizes: dict, reports: dict, manifests: dict,
+           command: Optional[str]) -> str:
+    code = manifests["code_input"]["code_version"]
+    commit = f", git commit {code['git_commit'][:12]}" if "git_commit" in code else ""
     lines = ["# Data card", "",
-             f"Output root `{config.output_root}`; code {manifests['code_input']['code_version']}.", "",
+             *([f"Made by `{command}`.", ""] if command else []),
+             f"Output root `{config.output_root}`; stage code sha256 {code['data_pipeline_sha256'][:12]}{commit}.", "",
              "## Tokens per source", "", "![tokens per source](tokens.png)", ""]
     lines += _table(["source", "records", "tokens", "counted by", "phi-1 paper"],
                     [[s, v["records"], f"{v['tokens']:,}", v["tokens_from"], PAPER_NOTE[s]] for s, v in sizes.items()])
@@ -193,8 +197,9 @@ def render(config: ml_collections.ConfigDict, sizes: dict, reports: dict, manife
     return "\n".join(lines) + "\n"
 
 
-def write(config: ml_collections.ConfigDict) -> str:
-    """Writes OUTPUT_ROOT/data_card/ (DATA_CARD.md and its PNGs); returns the card's path."""
+def write(config: ml_collections.ConfigDict, command: Optional[str] = None) -> str:
+    """Writes OUTPUT_ROOT/data_card/ (DATA_CARD.md and its PNGs), naming `command` as what made
+    it; returns the card's path."""
     root = config.output_root
     out = stages.stage_dir(root, CARD_DIR)
     tf.io.gfile.makedirs(out)
@@ -206,7 +211,7 @@ def write(config: ml_collections.ConfigDict) -> str:
     tf.io.gfile.copy(f"{stages.stage_dir(root, 'filter')}/histogram.png", f"{out}/filter_histogram.png", overwrite=True)
     card = f"{out}/DATA_CARD.md"
     with tf.io.gfile.GFile(card, "w") as f:
-        f.write(render(config, sizes, reports, manifests))
+        f.write(render(config, sizes, reports, manifests, command))
     with tf.io.gfile.GFile(f"{out}/card.json", "w") as f:
         json.dump({"sources": sizes, "exercise_sandbox": exercise_pass_rate(reports["synthesis"]["exercises"]),
                    "filter": {k: reports["filter"][k] for k in ("scored", "kept", "kept_fraction", "threshold")},

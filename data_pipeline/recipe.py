@@ -22,6 +22,7 @@ import functools
 import importlib
 import json
 import re
+import shlex
 import socket
 import sys
 import time
@@ -218,7 +219,7 @@ def training_commands(config: ml_collections.ConfigDict) -> list[str]:
     finetune = (["python", "-m", "phi1_jax.train", f"--config={config.training.finetune}",
                  "--config.data.mixture=code_exercises", f"--config.data.sources.exercises={sources['exercises']}"]
                 + vocabulary + cache)
-    return [" ".join(pretrain), " ".join(finetune)]
+    return [shlex.join(pretrain), shlex.join(finetune)]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -237,7 +238,7 @@ def main(argv: Sequence[str]) -> int:
     if all(manifest.read_manifest(stages.stage_dir(config.output_root, s)) for s in stages.STAGE_NAMES):
         from data_pipeline import data_card
 
-        card = data_card.write(config)
+        card = data_card.write(config, shlex.join(["python", "-m", "data_pipeline.recipe"] + sys.argv[1:]))
         print(f"data card: {card}")
         print("train on the outputs:\n  " + "\n  ".join(training_commands(config)))
     else:
