@@ -96,47 +96,41 @@ def exercise_pass_rate(synthesis: Optional[dict]) -> Optional[dict]:
     return {"sandboxed": total, "passed": passed, "pass_rate": passed / total if total else None}
 
 
-def _plot_tokens(sizes: dict, path: str) -> None:
+def _grouped_bars(groups: list[str], series: dict[str, list[float]], ylabel: str, title: str, path: str,
+                  log: bool = False) -> None:
+    """One bar per (group, series), the series side by side within each group."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    names = list(sizes)
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [max(sizes[n]["tokens"], 1) for n in names], 0.4, label="this run", color="#2f7d3b")
-    ax.bar([x + 0.2 for x in xs], [PAPER_TOKENS[n] for n in names], 0.4, label="phi-1 paper", color="#bbbbbb")
-    ax.set_yscale("log")
-    ax.set_xticks(list(xs), names)
-    ax.set_ylabel("tokens")
-    ax.set_title("tokens per source", fontsize=10)
+    fig, ax = plt.subplots(figsize=(6.5, 3.3))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(groups))], values, width, label=label)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _plot_tokens(sizes: dict, path: str) -> None:
+    names = list(sizes)
+    _grouped_bars(names, {"this run": [max(sizes[n]["tokens"], 1) for n in names],
+                          "phi-1 paper": [PAPER_TOKENS[n] for n in names]},
+                  "tokens", "tokens per source", path, log=True)
 
 
 def _plot_decontamination(reports: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
     present = {k: v for k, v in reports.items() if v}
     methods = sorted({m for r in present.values() for m in r["dropped_by_method"]})
-    width = 0.8 / max(len(methods), 1)
-    for i, method in enumerate(methods):
-        ax.bar([x + i * width for x in range(len(present))],
-               [r["dropped_by_method"].get(method, 0) for r in present.values()], width, label=method)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(present))], list(present))
-    ax.set_ylabel("records dropped")
-    ax.set_title("decontamination hits per method", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _grouped_bars(list(present), {m: [r["dropped_by_method"].get(m, 0) for r in present.values()] for m in methods},
+                  "records dropped", "decontamination hits per method", path)
 
 
 def _table(columns: list[str], rows: list[list[Any]]) -> list[str]:
