@@ -40,9 +40,6 @@ from data_pipeline.recipe_config import SHIPPED
 from data_pipeline.sources import MIXTURES
 from data_pipeline.stdlib_source import INSTALLED_PYTHON
 
-CONFIG = config_flags.DEFINE_config_file("config", None, "a configs/data/*.py file", lock_config=True)
-UNTIL = flags.DEFINE_string("until", None, "run the stages up to and including this one")
-ONLY = flags.DEFINE_string("only", None, "run only this stage (its inputs must be done)")
 BUDGET_EXIT_CODE = 3
 _OPENAI_API = "https://api.openai.com/v1"
 
@@ -226,9 +223,9 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         print(f"data_pipeline.recipe: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    config = CONFIG.value
+    config = flags.FLAGS.config
     try:
-        outcome = run(config, UNTIL.value, ONLY.value)
+        outcome = run(config, flags.FLAGS.until, flags.FLAGS.only)
     except (RecipeError, FileNotFoundError) as error:
         print(f"data_pipeline.recipe: error: {error}", file=sys.stderr)
         return 2
@@ -246,6 +243,15 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _define_flags() -> None:
+    """Defined when run as a command only: the recipe is also a library of `evaluation.data_ablation`,
+    whose process holds `phi1_jax.train`'s --config flag."""
+    config_flags.DEFINE_config_file("config", None, "a configs/data/*.py file", lock_config=True)
+    flags.DEFINE_string("until", None, "run the stages up to and including this one")
+    flags.DEFINE_string("only", None, "run only this stage (its inputs must be done)")
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(lambda argv: sys.exit(main(argv)),
             flags_parser=functools.partial(config_cli.parse_flags, program="data_pipeline.recipe"))
