@@ -75,7 +75,10 @@ def differences(runs: Sequence[dict], arms: Sequence[str]) -> list[dict]:
 
 
 def _cell(summary: dict, metric: str) -> str:
-    return f"{summary[metric]:.4f} ± {summary[f'{metric}_std']:.4f}" if summary["runs"] > 1 else str(summary[metric])
+    if summary["runs"] == 1:
+        return str(summary[metric])
+    digits = 1 if metric.endswith("_seconds") else 4  # wall times vary by seconds with the load
+    return f"{summary[metric]:.{digits}f} ± {summary[f'{metric}_std']:.{digits}f}"
 
 
 def table_lines(report: dict[str, Any]) -> list[str]:
