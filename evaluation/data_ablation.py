@@ -172,12 +172,16 @@ def pass_at_1(checkpoint: str, results_path: str, max_new_tokens: int, limit: in
 
 
 def train_arm(config: Any) -> dict[str, Any]:
-    """Trains one arm from scratch; its tokens are steps x batch x sequence length, the same for
-    every arm (packed batches have no padding but a document's last chunk)."""
+    """Trains one run to `train.steps` (an arm from scratch, or a finetuning from `train.init_from`);
+    its tokens are steps x batch x sequence length, the same for every arm (packed batches have no
+    padding but a document's last chunk). A run stopped early (preempted) raises RuntimeError."""
     from phi1_jax.train import train
 
     start = time.perf_counter()
     summary = train(config)
+    if summary["step"] < config.train.steps:  # preempted: its checkpoint must not be evaluated as finished
+        raise RuntimeError(f"{config.workdir} stopped at step {summary['step']} of {config.train.steps}; "
+                           "the same command resumes it")
     # Each arm validates on its own mixture, so this loss does not compare arms; the held-out ones do.
     return {"steps": summary["step"], "own_validation_loss": round(summary["eval_loss"], 4),
             "tokens": summary["step"] * config.train.global_batch_size * config.train.seq_len,
@@ -218,6 +222,7 @@ def finished(workdir: str) -> dict[str, Any] | None:
 
 
 def keep(workdir: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Writes `result` where `finished` finds it, and returns it."""
     with open(os.path.join(workdir, "result.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result
