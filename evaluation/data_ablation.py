@@ -42,50 +42,28 @@ import os
 import platform
 import sys
 import time
-import zlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 ARMS = ("unfiltered", "filtered", "filtered_textbook")
 # The embedding method embeds every function of every file: minutes per hundred files on a CPU.
 # Substring, 13-gram and AST matching catch verbatim and disguised HumanEval solutions alike.
 CONTAMINATION_METHODS = ("substring", "ngram", "ast")
-_MAX_FILE_BYTES = 64 << 10  # The Stack's files are mostly small; a few huge generated ones would dominate
 
 
 def pool_files(max_files: int, pools: int = 1) -> list[list[tuple[str, str]]]:
-    """`pools` disjoint pools of `max_files` (record id, path) each of the Python files of the
-    standard library and the installed packages: a file's pool is crc32 of its id modulo `pools`,
-    and each pool takes its first `max_files` files in the order of that hash, so the choice is the
-    same on every run (one pool is the single-pool run's choice). The cap is per pool, so every pool
-    is a replicate of the same size; ValueError when the files do not fill every pool."""
-    import sysconfig
+    """`pools` disjoint pools of `max_files` (record id, path) each of the `installed-python`
+    stand-in for The Stack (`data_pipeline.stdlib_source.installed_python_files`: a file's pool is
+    crc32 of its id modulo `pools`, and each pool takes its first `max_files` files in the order of
+    that hash, so one pool is the single-pool run's choice). The cap is per pool, so every pool is
+    a replicate of the same size; ValueError when the files do not fill every pool."""
+    from data_pipeline.stdlib_source import installed_python_files
 
-    from data_pipeline.stdlib_source import stdlib_dir, stdlib_files
-
-    found = [(f"stdlib/{rel}", os.path.join(stdlib_dir(), rel)) for rel in stdlib_files()]
-    purelib = sysconfig.get_paths()["purelib"]
-    for dirpath, dirnames, filenames in os.walk(purelib):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        found.extend((f"site-packages/{os.path.relpath(os.path.join(dirpath, n), purelib)}",
-                      os.path.join(dirpath, n)) for n in sorted(filenames) if n.endswith(".py"))
-    hashed = sorted((zlib.crc32(i.encode()), i, p) for i, p in found if 0 < os.path.getsize(p) <= _MAX_FILE_BYTES)
-    by_pool: list[list[tuple[str, str]]] = [[] for _ in range(pools)]
-    for crc, record_id, path in hashed:
-        by_pool[crc % pools].append((record_id, path))
-    chosen = [files[:max_files] for files in by_pool]
+    chosen = [installed_python_files(max_files, pools, pool) for pool in range(pools)]
     if min(len(files) for files in chosen) < max_files:
-        raise ValueError(f"{pools} pools of {max_files} files need {pools * max_files} files; this machine has "
-                         f"{len(hashed)} Python files under {_MAX_FILE_BYTES >> 10} KB, and the smallest pool would "
-                         f"hold {min(len(files) for files in chosen)}: lower --pools or --max-files")
-    return [sorted(files) for files in chosen]
-
-
-def pool_records(files: Sequence[tuple[str, str]]) -> Iterator[dict]:
-    from data_pipeline.stdlib_source import read_python_source
-
-    for record_id, path in files:
-        yield {"id": record_id, "text": read_python_source(path), "source": "stack",
-               "meta": {"path": record_id.split("/", 1)[1]}}
+        raise ValueError(f"{pools} pools of {max_files} files need {pools * max_files} Python files of at most "
+                         f"64 KB, and the smallest pool here would hold {min(len(files) for files in chosen)}: "
+                         "lower --pools or --max-files")
+    return chosen
 
 
 def curate(pool_dir: str, textbook_path: str, out_dir: str) -> dict[str, str]:
@@ -135,7 +113,8 @@ def arm_config(base: Any, arm: str, data_dirs: dict[str, str], workdir: str) -> 
 def heldout_losses(checkpoint: str, data_config: Any, exercises_path: str) -> dict[str, Any]:
     """Loss on HumanEval's canonical solutions and on the embedded exercises' solutions, each given
     its prompt, tokenized with the training vocabulary."""
-    from data_pipeline import loader, records
+    from data_pipeline import records
+    from data_pipeline.seqio_data import loader
     from evaluation.completion_loss import completion_loss, encode_pair
     from evaluation.problems import load_problems
     from phi1_jax.checkpoint import load_model
@@ -242,6 +221,7 @@ def write_report(report: dict[str, Any], out: str) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from data_pipeline import records
+    from data_pipeline.stdlib_source import installed_python_records
     from data_pipeline.seqio_data.tasks import EMBEDDED_SOURCES
     from evaluation import ablation_report, exercise_split, finetune_effect
     from phi1_jax.default_config import load_config_file
@@ -261,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pool_dir = os.path.join(args.out, "data", f"pool{pool}")
         curated = finished(pool_dir)
         if curated is None:
-            records.write_shards(os.path.join(pool_dir, "pool"), list(pool_records(files)), num_shards=4)
+            records.write_shards(os.path.join(pool_dir, "pool"), list(installed_python_records(files)), num_shards=4)
             curated = keep(pool_dir, {"pool": pool, "files": len(files), "data": curate(
                 os.path.join(pool_dir, "pool"), EMBEDDED_SOURCES["textbook"], pool_dir)})
         pool_data.append(curated)

@@ -33,7 +33,24 @@ PARTS = ("data", "train", "eval", "exercise_split", "finetune_train", "finetune_
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
+def compile_once(tmp_path_factory):
+    """Every training and evaluation of the grid compiles the same few programs; a persistent
+    compilation cache for this module compiles each once instead of once per run."""
+    import jax
+
+    saved = {name: getattr(jax.config, name) for name in
+             ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+              "jax_persistent_cache_min_entry_size_bytes")}
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, compile_once):
     out = str(tmp_path_factory.mktemp("ablation"))
     args = data_ablation._parser().parse_args(
         ["--out", out, "--steps", "2", "--max-files", "24", "--seeds", "2", "--pools", "2", "--arms", ARM,
