@@ -62,28 +62,30 @@ INSTALLED_PYTHON = "installed-python"
 _POOL_MAX_FILE_BYTES = 64 << 10
 
 
-def pool_of(record_id: str, pools: int) -> int:
-    """The pool a file belongs to when the stand-in is cut into `pools` disjoint pools."""
-    return zlib.crc32(record_id.encode()) % pools
-
-
-def installed_python_files(max_files: int, pools: int = 1, pool: int = 0) -> list[tuple[str, str]]:
+def installed_python_pools(max_files: int, pools: int = 1) -> list[list[tuple[str, str]]]:
     """(record id, path) of up to `max_files` Python files of the standard library and the
-    installed packages (the `installed-python` stand-in for The Stack), from pool `pool` of
-    `pools` disjoint pools cut by a hash of the id; chosen by a hash of the id, so the choice is
-    the same on every run and machine with the same packages."""
-    if not 0 <= pool < pools:
-        raise ValueError(f"pool {pool} does not exist: there are {pools} pools (0 to {pools - 1})")
+    installed packages (the `installed-python` stand-in for The Stack) in each of `pools` disjoint
+    pools cut by a hash of the id; chosen by a hash of the id, so the choice is the same on every
+    run and machine with the same packages. One walk of the files serves every pool."""
     found = [(f"stdlib/{rel}", os.path.join(stdlib_dir(), rel)) for rel in stdlib_files()]
     purelib = sysconfig.get_paths()["purelib"]
     for dirpath, dirnames, filenames in os.walk(purelib):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         found.extend((f"site-packages/{os.path.relpath(os.path.join(dirpath, n), purelib)}",
                       os.path.join(dirpath, n)) for n in sorted(filenames) if n.endswith(".py"))
-    sized = [(i, p) for i, p in found
-             if pool_of(i, pools) == pool and 0 < os.path.getsize(p) <= _POOL_MAX_FILE_BYTES]
-    sized.sort(key=lambda item: (zlib.crc32(item[0].encode()), item[0]))
-    return sorted(sized[:max_files])
+    sized = sorted((zlib.crc32(i.encode()), i, p) for i, p in found if 0 < os.path.getsize(p) <= _POOL_MAX_FILE_BYTES)
+    by_pool: list[list[tuple[str, str]]] = [[] for _ in range(pools)]
+    for crc, record_id, path in sized:
+        if len(by_pool[crc % pools]) < max_files:
+            by_pool[crc % pools].append((record_id, path))
+    return [sorted(files) for files in by_pool]
+
+
+def installed_python_files(max_files: int, pools: int = 1, pool: int = 0) -> list[tuple[str, str]]:
+    """Pool `pool` of `installed_python_pools(max_files, pools)`."""
+    if not 0 <= pool < pools:
+        raise ValueError(f"pool {pool} does not exist: there are {pools} pools (0 to {pools - 1})")
+    return installed_python_pools(max_files, pools)[pool]
 
 
 def installed_python_records(files: Sequence[tuple[str, str]]) -> Iterator[dict]:

@@ -52,16 +52,16 @@ CONTAMINATION_METHODS = ("substring", "ngram", "ast")
 
 def pool_files(max_files: int, pools: int = 1) -> list[list[tuple[str, str]]]:
     """`pools` disjoint pools of `max_files` (record id, path) each of the `installed-python`
-    stand-in for The Stack (`data_pipeline.stdlib_source.installed_python_files`: a file's pool is
+    stand-in for The Stack (`data_pipeline.stdlib_source.installed_python_pools`: a file's pool is
     crc32 of its id modulo `pools`, and each pool takes its first `max_files` files in the order of
     that hash, so one pool is the single-pool run's choice). The cap is per pool, so every pool is
     a replicate of the same size; ValueError when the files do not fill every pool."""
-    from data_pipeline.stdlib_source import installed_python_files
+    from data_pipeline.stdlib_source import installed_python_pools
 
-    chosen = [installed_python_files(max_files, pools, pool) for pool in range(pools)]
+    chosen = installed_python_pools(max_files, pools)
     if min(len(files) for files in chosen) < max_files:
-        raise ValueError(f"{pools} pools of {max_files} files need {pools * max_files} Python files of at most "
-                         f"64 KB, and the smallest pool here would hold {min(len(files) for files in chosen)}: "
+        raise ValueError(f"{pools} pools of {max_files} files need {pools * max_files} files (Python files of at "
+                         f"most 64 KB), and the smallest pool here would hold {min(len(files) for files in chosen)}: "
                          "lower --pools or --max-files")
     return chosen
 
