@@ -13,10 +13,19 @@ USAGE_EXIT_CODE = 2
 
 
 def parse_flags(argv: list[str], program: str) -> list[str]:
-    """absl's parsing, with a bad `--config.*` override reported in one line and exit status 2
-    (ml_collections raises plain KeyError/AttributeError/TypeError for unknown or ill-typed fields)."""
+    """absl's parsing, with a config file that does not load or a bad `--config.*` override
+    reported in one line and exit status 2 (ml_collections raises plain KeyError/AttributeError/
+    TypeError for unknown or ill-typed fields, and defers a file's load error to first use)."""
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
+        if "config" not in flags.FLAGS or flags.FLAGS.config is None:
+            return rest
+        flags.FLAGS.config.get  # noqa: B018 (a config file that failed to load raises on first use)
+        return rest
+    except OSError as error:  # ml_collections' "Failed loading config file ...", several lines
+        message = f"cannot load --config: {' '.join(str(error.__cause__ or error).split())}"
+    except SyntaxError as error:
+        message = f"cannot load --config: {error}"
     except flags.Error as error:
         message = str(error)
     except (AttributeError, KeyError, TypeError, ValueError) as error:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Optional
 
 import ml_collections
@@ -34,34 +33,41 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
-def _cached_tokens(root: str) -> dict[str, int]:
-    """Tokens per source summed over the splits of the seqio cache's stats files."""
+_STAGE_OF_SOURCE = {"stack": "decontaminate", "textbook": "textbook", "exercises": "exercises"}
+
+
+def _cached_tokens(config: ml_collections.ConfigDict, sources: dict[str, str]) -> dict[str, int]:
+    """Tokens per source summed over the splits of the seqio cache's stats, found under the Task
+    names the cache job gave them."""
+    from data_pipeline.seqio_data import tasks
+
+    cache = stages.stage_dir(config.output_root, "cache")
     out: dict[str, int] = {}
-    cache = stages.stage_dir(root, "cache")
-    for path in tf.io.gfile.glob(f"{cache}/*/stats.*.json"):
-        source = re.match(r"phi1_([a-z]+?)(_[0-9a-f]{8})?$", os.path.basename(os.path.dirname(path)))
-        if source:
-            out[source.group(1)] = out.get(source.group(1), 0) + int(_read_json(path).get("targets_tokens", 0))
+    for mixture in stages.mixtures(config):
+        for source, name in tasks.task_names(mixture, config.cache.vocabulary, sources).items():
+            for path in tf.io.gfile.glob(f"{cache}/{name}/stats.*.json"):
+                out[source] = out.get(source, 0) + int(_read_json(path).get("targets_tokens", 0))
     return out
 
 
-def source_sizes(config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
-    """{source: {"records", "tokens", "tokens_from"}} of the recipe's outputs."""
-    root = config.output_root
-    cached = _cached_tokens(root)
-    vocabulary = None
+def source_sizes(config: ml_collections.ConfigDict, manifests: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """{source: {"records", "tokens", "tokens_from"}} of the recipe's outputs: records as the
+    stages' manifests counted them, tokens from the seqio cache's stats, or, with no cache,
+    tokenized here one record at a time."""
+    sources = stages.training_sources(config, config.output_root)
+    cached = _cached_tokens(config, sources)
     sizes = {}
-    for source, pattern in stages.training_sources(config, root).items():
-        texts = [r["text"] for r in records.read_records(pattern)]
+    for source, pattern in sources.items():
         if source in cached:
             tokens, how = cached[source], "seqio cache stats"
         else:
-            if vocabulary is None:
-                from data_pipeline.seqio_data.vocabularies import load_vocabulary, vocabulary_file
+            from data_pipeline.seqio_data.vocabularies import load_vocabulary, vocabulary_file
 
-                vocabulary = load_vocabulary(vocabulary_file(config.cache.vocabulary))
-            tokens, how = sum(len(ids) for ids in vocabulary.encode_batch(texts)), "tokenized for this card"
-        sizes[source] = {"records": len(texts), "tokens": tokens, "tokens_from": how}
+            vocabulary = load_vocabulary(vocabulary_file(config.cache.vocabulary))
+            tokens = sum(len(vocabulary.encode(r["text"])) for r in records.read_records(pattern))
+            how = "tokenized for this card"
+        sizes[source] = {"records": manifests[_STAGE_OF_SOURCE[source]]["counts"]["records"], "tokens": tokens,
+                         "tokens_from": how}
     return sizes
 
 
@@ -198,7 +204,7 @@ def write(config: ml_collections.ConfigDict, command: Optional[str] = None) -> s
     out = stages.stage_dir(root, CARD_DIR)
     tf.io.gfile.makedirs(out)
     manifests = {name: manifest.read_manifest(stages.stage_dir(root, name)) for name in stages.STAGE_NAMES}
-    sizes = source_sizes(config)
+    sizes = source_sizes(config, manifests)
     reports = _stage_reports(root)
     _plot_tokens(sizes, f"{out}/tokens.png")
     _plot_decontamination(reports["decontamination"], f"{out}/decontamination.png")

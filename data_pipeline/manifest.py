@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from typing import Any, Iterable, Mapping, Optional
 
@@ -27,11 +28,14 @@ RECIPE_MODULES = ("recipe.py", "recipe_stages.py", "recipe_config.py", "manifest
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _sha256_of_file(path: str) -> str:
+def _sha256_of_file(path: str, lines: Optional[list[int]] = None) -> str:
+    """The file's sha256; with `lines`, its newline count is added to lines[0] in the same read."""
     digest = hashlib.sha256()
     with tf.io.gfile.GFile(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+            if lines is not None:
+                lines[0] += block.count(b"\n")
     return digest.hexdigest()
 
 
@@ -46,12 +50,23 @@ def files_under(directory: str) -> list[str]:
     return sorted(found)
 
 
-def content_digest(directory: str, names: Optional[Iterable[str]] = None) -> str:
-    """sha256 over the names and contents of `names` (default: every file) below `directory`."""
+def describe_outputs(directory: str) -> dict[str, Any]:
+    """A stage's outputs, each file read once: how many files, a sha256 over their names and
+    contents, and counts: records in its top-level record shards (`*-of-*.jsonl`, one line each)
+    and examples in seqio cache stats (`<task>/stats.<split>.json`)."""
     digest = hashlib.sha256()
-    for rel in sorted(names if names is not None else files_under(directory)):
-        digest.update(rel.encode() + b"\0" + _sha256_of_file(os.path.join(directory, rel)).encode() + b"\n")
-    return digest.hexdigest()
+    records = [0]
+    examples = 0
+    names = files_under(directory)
+    for rel in names:
+        path = os.path.join(directory, rel)
+        is_shard = "/" not in rel and re.search(r"-of-\d+\.jsonl$", rel) is not None
+        digest.update(rel.encode() + b"\0" + _sha256_of_file(path, records if is_shard else None).encode() + b"\n")
+        if re.search(r"/stats\.\w+\.json$", rel):
+            with tf.io.gfile.GFile(path) as f:
+                examples += json.load(f).get("examples", 0)
+    counts = {"records": records[0], **({"cached_examples": examples} if examples else {})}
+    return {"files": len(names), "digest": digest.hexdigest(), "counts": counts}
 
 
 def file_digest(path: str) -> str:

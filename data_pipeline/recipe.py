@@ -11,8 +11,8 @@ empty directory, so it ends with the outputs of an uninterrupted run.
 
 Before any stage runs, the config is checked whole: the input paths exist, the endpoint answers,
 benchmark files are HumanEval or MBPP problems, the stages and mixtures named exist. At the end it
-prints the training commands on the outputs and writes OUTPUT_ROOT/DATA_CARD.md
-(`data_pipeline.data_card`). Exit status: 0 done, 1 a stage failed, 2 a usage or config error,
+prints the training commands on the outputs and writes OUTPUT_ROOT/data_card/DATA_CARD.md
+(`data_pipeline.data_card`) when every stage ran or was up to date (not after --until/--only). Exit status: 0 done, 1 a stage failed, 2 a usage or config error,
 3 an LLM budget stopped a stage (rerun with a higher budget to continue; answers are cached).
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
-import re
 import shlex
 import socket
 import sys
@@ -143,20 +141,6 @@ def _run_command(stage: str, module: str, argv: list[str]) -> None:
         raise StageFailed(stage, line, status)
 
 
-def output_counts(out: str, files: Sequence[str]) -> dict[str, int]:
-    """Records in the stage's record shards (top level, `*-of-*.jsonl`), and examples in a seqio
-    cache's stats."""
-    counts = {"records": 0}
-    for rel in files:
-        if "/" not in rel and re.search(r"-of-\d+\.jsonl$", rel):
-            with tf.io.gfile.GFile(f"{out}/{rel}") as f:
-                counts["records"] += sum(1 for line in f if line.strip())
-        elif re.search(r"/stats\.\w+\.json$", rel):
-            with tf.io.gfile.GFile(f"{out}/{rel}") as f:
-                counts["cached_examples"] = counts.get("cached_examples", 0) + json.load(f).get("examples", 0)
-    return counts
-
-
 def run_stage(stage: stages.Stage, config: ml_collections.ConfigDict, root: str, planned: dict) -> dict:
     """Runs the stage into an emptied directory, then writes its manifest (the commit)."""
     out = stages.stage_dir(root, stage.name)
@@ -166,11 +150,10 @@ def run_stage(stage: stages.Stage, config: ml_collections.ConfigDict, root: str,
     started = time.time()
     for module, argv in stage.commands(config, root):
         _run_command(stage.name, module, argv)
-    files = manifest.files_under(out)
-    outputs_digest = manifest.content_digest(out, files)
-    record = dict(planned, outputs={"files": len(files), "digest": outputs_digest},
-                  counts=output_counts(out, files),
-                  digest=manifest.stage_key({"key": planned["key"]}, {"outputs": outputs_digest},
+    outputs = manifest.describe_outputs(out)
+    record = dict(planned, outputs={"files": outputs["files"], "digest": outputs["digest"]},
+                  counts=outputs["counts"],
+                  digest=manifest.stage_key({"key": planned["key"]}, {"outputs": outputs["digest"]},
                                             planned["code_version"]),
                   options=config[stage.name].to_dict() if stage.name in config else {},
                   wall_seconds=round(time.time() - started, 1),
@@ -224,6 +207,9 @@ def main(argv: Sequence[str]) -> int:
         print(f"data_pipeline.recipe: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     config = flags.FLAGS.config
+    if config is None:
+        print("data_pipeline.recipe: error: --config=configs/data/<name>.py is required", file=sys.stderr)
+        return 2
     try:
         outcome = run(config, flags.FLAGS.until, flags.FLAGS.only)
     except (RecipeError, FileNotFoundError) as error:
@@ -232,7 +218,7 @@ def main(argv: Sequence[str]) -> int:
     except StageFailed as failure:
         print(f"data_pipeline.recipe: {failure}", file=sys.stderr)
         return BUDGET_EXIT_CODE if failure.status == BUDGET_EXIT_CODE else 1
-    if all(manifest.read_manifest(stages.stage_dir(config.output_root, s)) for s in stages.STAGE_NAMES):
+    if not flags.FLAGS.until and not flags.FLAGS.only:
         from data_pipeline import data_card
 
         card = data_card.write(config, shlex.join(["python", "-m", "data_pipeline.recipe"] + sys.argv[1:]))
@@ -244,8 +230,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _define_flags() -> None:
-    """Defined when run as a command only: the recipe is also a library of `evaluation.data_ablation`,
-    whose process holds `phi1_jax.train`'s --config flag."""
+    """Defined when run as a command only: imported as a library (tests, other commands) the
+    module must not claim --config, which `phi1_jax.train` defines in the same process."""
     config_flags.DEFINE_config_file("config", None, "a configs/data/*.py file", lock_config=True)
     flags.DEFINE_string("until", None, "run the stages up to and including this one")
     flags.DEFINE_string("only", None, "run only this stage (its inputs must be done)")

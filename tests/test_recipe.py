@@ -13,14 +13,16 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from openai_server import OpenAIServer
 
-from data_pipeline import data_card, embedded_data, manifest, recipe
+from data_pipeline import data_card, embedded_data, manifest, recipe, records
 from data_pipeline import recipe_stages as stages
 from data_pipeline.curation import classifier as classifier_lib
+from data_pipeline.seqio_data import tasks
 from data_pipeline.synthesis import prompts
 from phi1_jax.default_config import load_config_file
 
@@ -133,6 +135,9 @@ def test_every_stage_runs_and_writes_a_manifest_with_inputs_options_code_counts_
         assert isinstance(found["wall_seconds"], float) and found["outputs"]["files"] >= 1
         upstream = {f"stage:{u}" for u in {s.name: s for s in stages.STAGES}[name].after}
         assert upstream <= set(found["inputs"])
+    for name, pattern in stages.training_sources(config, config.output_root).items():
+        counted = manifest.read_manifest(os.path.dirname(pattern))["counts"]["records"]
+        assert counted == len(list(records.read_records(pattern))) > 0, name
     labels = [json.loads(line) for line in open(os.path.join(config.output_root, "annotate", "labels.jsonl"))]
     assert len(labels) == 36 and all(label["score"] == annotation_score(label["id"]) for label in labels)
     exercises = json.load(open(os.path.join(config.output_root, "exercises", "report", "decontamination.json")))
@@ -213,6 +218,8 @@ def test_sigkill_during_dedup_then_rerun_gives_the_uninterrupted_outputs(recipe_
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read()[-2000:]
     assert not (root / "dedup" / manifest.MANIFEST_FILE).exists()
+    # A shard cut short by the kill, under a name the rerun does not write: it must not survive.
+    (root / "dedup" / "records-00004-of-00005.jsonl").write_text('{"id": "stdlib/half')
     outcome = recipe.run(same)
     assert outcome["dedup"] == "ran" and outcome["filter"] == "up to date"
     assert data_files(root) == uninterrupted
@@ -235,6 +242,12 @@ def test_the_printed_command_trains(recipe_run, tmp_path):
     config, _, _ = recipe_run
     pretrain = recipe.training_commands(config)[0]
     assert f"--config.data.cache_dir={config.output_root}/cache" in pretrain
+    # The printed sources name the Tasks the cache stage wrote, so training reads the cache.
+    sources = {flag.split("=", 1)[0].rsplit(".", 1)[1]: flag.split("=", 1)[1]
+               for flag in shlex.split(pretrain) if flag.startswith("--config.data.sources.")}
+    for name in tasks.task_names("code_textbook", "", sources).values():
+        if not name.startswith("phi1_stackoverflow"):
+            assert (Path(config.output_root) / "cache" / name / "COMPLETED").exists(), name
     argv = shlex.split(pretrain)[1:] + ["--config.train.steps=2", "--config.train.eval_every=2",
                                         "--config.train.eval_steps=1", f"--config.workdir={tmp_path / 'run'}"]
     done = subprocess.run([sys.executable] + argv, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -279,6 +292,7 @@ def test_bad_input_is_one_message_before_any_stage_runs(tmp_path, problem, overr
 @pytest.mark.parametrize("argv, message", [
     (["--until", "tokenize"], "unknown stage 'tokenize'; the stages are code_input, annotate"),
     (["--config.filter.cutoff=0.5"], "bad config override: 'cutoff'"),
+    (["--config=/nonexistent/data.py"], "cannot load --config: "),
 ])
 def test_an_unknown_stage_or_field_is_refused_before_anything_runs(tmp_path, argv, message):
     done = subprocess.run([sys.executable, "-m", "data_pipeline.recipe", f"--config={LOCAL}",
