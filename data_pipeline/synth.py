@@ -45,7 +45,7 @@ import time
 from typing import Optional, Sequence
 
 from data_pipeline import llm_cli
-from data_pipeline.cleaning import contamination
+from data_pipeline.cleaning import benchmarks, contamination
 from data_pipeline.llm_client import BudgetExceeded, LLMClient, LLMRequest, LLMResult
 from data_pipeline.synthesis import Rejected, prompts, textbook_check
 
@@ -93,6 +93,7 @@ def synthesize(kind: str, *, client: LLMClient, num: int, out: str, seed: int = 
     the budget stopped the run."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: expected one of {KINDS}")
+    benchmarks.load_benchmarks(benchmark_paths)  # a bad problem file stops the run before any answer is paid for
     start = time.monotonic()
     sampling = {"temperature": temperature, **({"max_tokens": max_tokens} if max_tokens else {})}
     built = prompts.build_prompts(kind, seed, num, **sampling)
@@ -255,6 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BudgetExceeded as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         return BUDGET_EXIT_CODE
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     print(json.dumps({k: report[k] for k in ("requested", "answered", "failed", "rejected", "kept", "cost_usd",
                                              "wall_s")}))
     return 0

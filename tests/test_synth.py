@@ -233,6 +233,17 @@ def test_sigkill_mid_run_then_restart_requests_nothing_that_had_been_answered(op
     assert len({r["id"] for r in records.read_records(str(out))}) == num
 
 
+def test_a_benchmark_file_not_in_humaneval_format_stops_before_any_request(openai_server, tmp_path, capsys):
+    server = openai_server(lambda body: SECTIONS[0])
+    bad = tmp_path / "bench.jsonl"
+    bad.write_text('{"question": "not a problem"}\n')
+    with pytest.raises(SystemExit) as stopped:
+        synth.main(["textbook", "--num", "2", "--out", str(tmp_path / "out"), "--model", "m",
+                    "--base-url", server.base_url, "--benchmark", str(bad), "--no-progress"])
+    assert stopped.value.code == 2 and "not a HumanEval or MBPP problem" in capsys.readouterr().err
+    assert server.requests == 0
+
+
 def test_help_says_what_it_reads_and_writes(capsys):
     with pytest.raises(SystemExit):
         synth.main(["--help"])
